@@ -168,6 +168,67 @@ const vene_tensor *vene_run_logits(const vene_run *rs);
 /* B x S x D final hidden state after the final norm. */
 const vene_tensor *vene_run_last_hidden(const vene_run *rs);
 
+/* ---------------------------------------------------------------- interventions */
+
+/* An intervenable model: pyvene's IntervenableModel over a loaded model. It owns its run
+ * state, so one vene_model can serve several intervenables on several threads. */
+typedef struct vene_intervenable vene_intervenable;
+
+/* A user-defined intervention (pyvene's lambda or custom class, in C). It receives the
+ * gathered base block (B x k x D for unit "pos", B x k_h x k_p x d for "h.pos", ...) and
+ * the gathered source block of the same shape (NULL when there is no source), and writes
+ * the result into `base` in place. `subspaces_json` is this intervention's subspaces entry
+ * as JSON ("null" when none). Return VENE_OK, or an error code with err filled. */
+typedef int (*vene_iv_callback)(void *user, vene_tensor *base, const vene_tensor *source,
+                                const char *subspaces_json, vene_error *err);
+
+/* Build from pyvene's IntervenableConfig as JSON: {"representations": [...], "mode":
+ * "parallel"|"serial"}, a single representation object, or a list of them. Representation
+ * fields are pyvene's (layer, component, unit, max_number_of_units, low_rank_dimension,
+ * intervention_type, subspace_partition, group_key, intervention_link_key, ...); the list
+ * (positional) form of pyvene's saved configs is accepted too. The model must outlive it. */
+int vene_intervenable_new(const vene_model *m, const char *config_json, vene_intervenable **out, vene_error *err);
+void vene_intervenable_free(vene_intervenable *iv);
+int vene_intervenable_count(const vene_intervenable *iv);
+/* pyvene's key of intervention i, e.g. "layer_0_comp_block_output_unit_pos_nunit_1#0". */
+const char *vene_intervenable_key(const vene_intervenable *iv, int i);
+/* Set a parameter of intervention i by its pyvene state-dict name
+ * ("rotate_layer.weight", "intervention_boundaries", "source_representation", ...). */
+int vene_intervenable_set_param(vene_intervenable *iv, int i, const char *name, const vene_tensor *value,
+                                vene_error *err);
+/* Make intervention i a user callback (it must have been configured with any type). */
+int vene_intervenable_set_callback(vene_intervenable *iv, int i, vene_iv_callback fn, void *user, vene_error *err);
+/* Seed for parameters not given explicitly (deterministic initialisation). */
+void vene_intervenable_set_seed(vene_intervenable *iv, uint64_t seed);
+
+/* One intervened call. Locations and subspaces are pyvene's Python values written as JSON
+ * (tuples as 2-element arrays), e.g. "{\"sources->base\": 3}"; NULL = None. */
+typedef struct vene_call {
+    const vene_batch *base;
+    const vene_batch *const *sources;   /* one per group; entries may be NULL (skip) */
+    int n_sources;                      /* 0 = no sources; 1 = one source for every group */
+    const char *unit_locations;         /* JSON or NULL */
+    const char *subspaces;              /* JSON or NULL */
+    const vene_tensor *const *source_reps; /* per intervention constant sources, or NULL */
+    int output_original;                /* also run the base without interventions */
+} vene_call;
+
+int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err);
+/* Outputs of the last call (borrowed until the next call): which = 0 original, 1 intervened. */
+const vene_tensor *vene_intervenable_logits(const vene_intervenable *iv, int which);
+const vene_tensor *vene_intervenable_last_hidden(const vene_intervenable *iv, int which);
+int vene_intervenable_collected_count(const vene_intervenable *iv);
+const vene_tensor *vene_intervenable_collected(const vene_intervenable *iv, int n);
+
+/* Save pyvene's layout into a directory: config.json (pyvene's schema) and one
+ * intkey_<key>.safetensors per trainable or constant-source intervention (pyvene's
+ * state-dict names). Load restores an identical intervenable onto a model. */
+int vene_intervenable_save(const vene_intervenable *iv, const char *dir, vene_error *err);
+int vene_intervenable_load(const vene_model *m, const char *dir, vene_intervenable **out, vene_error *err);
+
+/* Run an experiment file (the `vene run` contract) and write the result file atomically. */
+int vene_experiment_run(const char *experiment_path, const char *out_path, int quiet, vene_error *err);
+
 #ifdef __cplusplus
 }
 #endif

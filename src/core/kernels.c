@@ -1,0 +1,106 @@
+#include "core/kernels.h"
+
+#include <cblas.h>
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+void vk_linear_in_out(const float *x, const float *W, const float *bias, float *out, int M, int K, int N) {
+    if (bias) {
+        for (int i = 0; i < M; i++) memcpy(out + (int64_t)i * N, bias, sizeof(float) * (size_t)N);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, x, K, W, N, bias ? 1.0f : 0.0f, out, N);
+}
+
+void vk_linear_out_in(const float *x, const float *W, const float *bias, float *out, int M, int K, int N) {
+    if (bias) {
+        for (int i = 0; i < M; i++) memcpy(out + (int64_t)i * N, bias, sizeof(float) * (size_t)N);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, W, K, bias ? 1.0f : 0.0f, out, N);
+}
+
+void vk_layernorm(const float *x, const float *gamma, const float *beta, float *out, int rows, int D, float eps) {
+#pragma omp parallel for schedule(static) if (rows * D > 32768)
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (int64_t)r * D;
+        float *o = out + (int64_t)r * D;
+        double mean = 0, var = 0;
+        for (int i = 0; i < D; i++) mean += xr[i];
+        mean /= D;
+        for (int i = 0; i < D; i++) {
+            double d = xr[i] - mean;
+            var += d * d;
+        }
+        var /= D;
+        float rstd = (float)(1.0 / sqrt(var + eps));
+        float m = (float)mean;
+        for (int i = 0; i < D; i++) o[i] = (xr[i] - m) * rstd * gamma[i] + beta[i];
+    }
+}
+
+void vk_gelu_tanh(const float *x, float *out, int64_t n) {
+    const float c = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void vk_add(const float *a, const float *b, float *out, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void vk_embed(const float *table, const int32_t *ids, float *out, int n, int D) {
+    for (int i = 0; i < n; i++) memcpy(out + (int64_t)i * D, table + (int64_t)ids[i] * D, sizeof(float) * (size_t)D);
+}
+
+void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
+                    int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask, int window) {
+    const float fmin = -FLT_MAX;
+    int group = n_head / n_kv;
+#pragma omp parallel for collapse(2) schedule(static) if (B * n_head > 1 && (int64_t)S * S * hd > 4096)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < n_head; h++) {
+            const float *qb = q + (int64_t)b * S * ldq + (int64_t)h * hd;
+            const float *kb = k + (int64_t)b * S * ldk + (int64_t)(h / group) * hd;
+            float *P = probs + ((int64_t)b * n_head + h) * S * S;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, hd, 1.0f, qb, ldq, kb, ldk, 0.0f, P, S);
+            const uint8_t *m = mask ? mask + (int64_t)b * S : NULL;
+            for (int i = 0; i < S; i++) {
+                float *row = P + (int64_t)i * S;
+                float mx = -INFINITY;
+                for (int j = 0; j < S; j++) {
+                    int allowed = j <= i && (window <= 0 || i - j < window);
+                    float s = allowed ? row[j] / scale_div : fmin;
+                    if (m && !m[j]) s += fmin; /* float32: fmin + fmin = -inf, as in torch */
+                    row[j] = s;
+                    if (s > mx) mx = s;
+                }
+                float sum = 0;
+                for (int j = 0; j < S; j++) {
+                    float e = expf(row[j] - mx);
+                    row[j] = e;
+                    sum += e;
+                }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < S; j++) row[j] *= inv;
+            }
+        }
+    }
+}
+
+void vk_attn_values(const float *probs, const float *v, int ldv, float *out, int ldo, int B, int S,
+                    int n_head, int n_kv, int hd) {
+    int group = n_head / n_kv;
+#pragma omp parallel for collapse(2) schedule(static) if (B * n_head > 1 && (int64_t)S * S * hd > 4096)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < n_head; h++) {
+            const float *P = probs + ((int64_t)b * n_head + h) * S * S;
+            const float *vb = v + (int64_t)b * S * ldv + (int64_t)(h / group) * hd;
+            float *ob = out + (int64_t)b * S * ldo + (int64_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, hd, S, 1.0f, P, S, vb, ldv, 0.0f, ob, ldo);
+        }
+    }
+}

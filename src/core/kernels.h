@@ -1,0 +1,39 @@
+/* Forward kernels for transformer models. Matrix products go through BLAS; the
+ * element-wise kernels are OpenMP loops over rows. Every kernel reads and writes
+ * caller-provided buffers and allocates nothing, so a matching backward kernel can be
+ * written against the same buffers (see docs/architecture.md). */
+#ifndef VENE_CORE_KERNELS_H
+#define VENE_CORE_KERNELS_H
+
+#include <stdint.h>
+
+/* out[M x N] = x[M x K] * W[K x N] (+ bias[N]); W row-major [in, out] (GPT-2 Conv1D). */
+void vk_linear_in_out(const float *x, const float *W, const float *bias, float *out, int M, int K, int N);
+/* out[M x N] = x[M x K] * W^T with W [N x K] (torch nn.Linear layout, tied embeddings). */
+void vk_linear_out_in(const float *x, const float *W, const float *bias, float *out, int M, int K, int N);
+
+/* Row-wise LayerNorm with biased variance, as torch.nn.LayerNorm. */
+void vk_layernorm(const float *x, const float *gamma, const float *beta, float *out, int rows, int D, float eps);
+/* GPT-2's gelu_new (tanh approximation), out may equal x. */
+void vk_gelu_tanh(const float *x, float *out, int64_t n);
+/* out = a + b (out may alias a or b). */
+void vk_add(const float *a, const float *b, float *out, int64_t n);
+/* Embedding lookup: out[i] = table[ids[i]] (ids validated by the caller). */
+void vk_embed(const float *table, const int32_t *ids, float *out, int n, int D);
+
+/* Causal self-attention over a fused or separate q/k/v layout.
+ * q, k, v: [B, S, *] with row strides ldq/ldk/ldv; head h of q is columns h*hd..h*hd+hd-1
+ * (k and v: head h / (n_head / n_kv) for grouped-query attention).
+ * scores are scaled by 1/scale_div (scale_div = sqrt(hd), or 1 for GPT-Neo) — HF divides.
+ * Masking follows HF eager attention literally, in float32: causal-masked scores become
+ * the float32 minimum, then (1 - mask[key]) * float32 minimum is added; positions beyond
+ * `window` keys back are masked like causal ones (window <= 0: none).
+ * probs: [B, H, S, S] softmax output (kept for the attention-weight hook).
+ * The callback between softmax and the value product lets the caller fire a hook on probs. */
+void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
+                    int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask, int window);
+/* out[B, S, H*hd] (row stride ldo) = probs @ v, heads merged. */
+void vk_attn_values(const float *probs, const float *v, int ldv, float *out, int ldo, int B, int S,
+                    int n_head, int n_kv, int hd);
+
+#endif

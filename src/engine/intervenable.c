@@ -1,0 +1,519 @@
+/* pyvene's IntervenableModel: construction, source passes, the intervened base pass
+ * (spec §4, §9). Source passes stop as soon as the deepest site they feed has fired. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "engine/engine.h"
+
+/* ---------------------------------------------------------------- construction */
+
+static void make_key(vene_slot *s, int dup) {
+    char comp[200], unit[32];
+    snprintf(comp, sizeof comp, "%s", s->r.component);
+    snprintf(unit, sizeof unit, "%s", s->r.unit);
+    for (char *p = unit; *p; p++)
+        if (*p == '.') *p = '_';
+    if (strchr(comp, '.')) {
+        for (char *p = comp; *p; p++)
+            if (*p == '.') *p = '_';
+        snprintf(s->key, sizeof s->key, "comp_%s_unit_%s_nunit_%d#%d", comp, unit, s->r.max_units, dup);
+    } else {
+        snprintf(s->key, sizeof s->key, "layer_%d_comp_%s_unit_%s_nunit_%d#%d", s->r.layer, comp, unit, s->r.max_units, dup);
+    }
+}
+
+static int set_partition(vene_iv *iv, const cJSON *p, int index, vene_error *err) {
+    int n = cJSON_GetArraySize(p);
+    if (n == 0) return vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].subspace_partition: empty", index);
+    int *lens = calloc((size_t)n, sizeof(int)), *is_range = calloc((size_t)n, sizeof(int));
+    int **vals = calloc((size_t)n, sizeof(int *));
+    int rc = lens && is_range && vals ? VENE_OK : vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    int j = 0;
+    for (const cJSON *e = p->child; e && !rc; e = e->next, j++) {
+        int m = cJSON_GetArraySize(e);
+        if (!cJSON_IsArray(e) || m == 0) {
+            rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].subspace_partition[%d]: expected [begin, end] or a list of coordinates",
+                             index, j);
+            break;
+        }
+        vals[j] = calloc((size_t)m, sizeof(int));
+        if (!vals[j]) {
+            rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+            break;
+        }
+        int k = 0;
+        for (const cJSON *u = e->child; u; u = u->next, k++) {
+            if (!cJSON_IsNumber(u) || u->valuedouble < 0) {
+                rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].subspace_partition[%d][%d]: expected a non-negative integer",
+                                 index, j, k);
+                break;
+            }
+            vals[j][k] = (int)u->valuedouble;
+        }
+        lens[j] = m;
+        is_range[j] = m == 2; /* pyvene: a 2-element list starting with an int is range(a, b) */
+    }
+    if (!rc) {
+        rc = vene_iv_set_partition(iv, n, lens, (const int *const *)vals, is_range, err);
+        if (rc) vene_error_prefix(err, "config.representations[%d].subspace_partition", index);
+    }
+    for (int i = 0; vals && i < n; i++) free(vals[i]);
+    free(vals);
+    free(lens);
+    free(is_range);
+    return rc;
+}
+
+int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_intervenable **out, vene_error *err) {
+    *out = NULL;
+    const cJSON *reprs = cfg, *mode = NULL;
+    if (cJSON_IsObject(cfg) && cJSON_GetObjectItemCaseSensitive(cfg, "representations")) {
+        reprs = cJSON_GetObjectItemCaseSensitive(cfg, "representations");
+        mode = cJSON_GetObjectItemCaseSensitive(cfg, "mode");
+        for (const cJSON *c = cfg->child; c; c = c->next)
+            if (strcmp(c->string, "representations") && strcmp(c->string, "mode") && strcmp(c->string, "intervention_types") &&
+                strcmp(c->string, "sorted_keys") && strcmp(c->string, "model_type") &&
+                strcmp(c->string, "intervention_dimensions") && strcmp(c->string, "intervention_constant_sources") &&
+                strcmp(c->string, "transformers_version"))
+                return vene_errorf(err, VENE_ERR_ARG, "config: unknown key \"%s\"", c->string);
+    }
+    int single = cJSON_IsObject(reprs);
+    if (!single && !cJSON_IsArray(reprs))
+        return vene_errorf(err, VENE_ERR_ARG, "config.representations: expected a list of representations");
+    int n = single ? 1 : cJSON_GetArraySize(reprs);
+    if (n == 0) return vene_errorf(err, VENE_ERR_ARG, "config.representations: empty list");
+    vene_intervenable *iv = calloc(1, sizeof *iv);
+    if (!iv) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    iv->m = m;
+    iv->n = n;
+    iv->slots = calloc((size_t)n, sizeof *iv->slots);
+    int rc = iv->slots ? VENE_OK : vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    if (!rc && mode && !cJSON_IsNull(mode)) {
+        if (cJSON_IsString(mode) && !strcmp(mode->valuestring, "serial")) iv->serial = 1;
+        else if (!cJSON_IsString(mode) || strcmp(mode->valuestring, "parallel"))
+            rc = vene_errorf(err, VENE_ERR_ARG, "config.mode: expected \"parallel\" or \"serial\"");
+    }
+    if (!rc) rc = vene_run_new(m, &iv->rs, err);
+    int any_group = 0, all_group = 1, max_link = -1;
+    for (int i = 0; i < n && !rc; i++) {
+        vene_slot *s = &iv->slots[i];
+        s->owner = iv;
+        const cJSON *j = single ? reprs : cJSON_GetArrayItem(reprs, i);
+        if ((rc = vene_repr_parse(j, i, &s->r, err))) break;
+        s->r_parsed = 1;
+        if ((rc = vene_resolve_where(m, &s->r, i, &s->where, err))) break;
+        int dup = 0;
+        make_key(s, 0);
+        for (int k = 0; k < i; k++) {
+            char a[320], b[320];
+            snprintf(a, sizeof a, "%s", iv->slots[k].key);
+            snprintf(b, sizeof b, "%s", s->key);
+            *strrchr(a, '#') = 0;
+            *strrchr(b, '#') = 0;
+            if (!strcmp(a, b)) dup++;
+        }
+        make_key(s, dup);
+        if (s->r.group_key >= 0) any_group = 1;
+        else all_group = 0;
+        if (s->r.link_key > max_link) max_link = s->r.link_key;
+        /* linked slots share the first slot's intervention (spec §9.5) */
+        for (int k = 0; k < i; k++)
+            if (s->r.link_key >= 0 && iv->slots[k].r.link_key == s->r.link_key) {
+                s->iv = iv->slots[k].iv;
+                break;
+            }
+        if (s->iv) continue;
+        s->iv = calloc(1, sizeof *s->iv);
+        if (!s->iv) {
+            rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+            break;
+        }
+        s->iv_owner = 1;
+        int E = s->where.width > 0 ? s->where.width * s->r.max_units : -1;
+        if ((rc = vene_iv_init(s->iv, (vene_iv_type)s->r.iv_type, E, s->r.low_rank, err))) {
+            vene_error_prefix(err, "config.representations[%d]", i);
+            break;
+        }
+        s->iv->keep_last_dim = s->r.keep_last_dim;
+        s->iv->interchange_dim = s->r.instantiate ? -1 : E;
+        if (s->r.partition && (rc = set_partition(s->iv, s->r.partition, i, err))) break;
+    }
+    if (!rc && any_group && !all_group)
+        rc = vene_errorf(err, VENE_ERR_ARG, "config.representations: group_key must be set on every representation or none");
+    if (!rc) {
+        iv->G = n;
+        if (any_group) {
+            iv->G = 0;
+            for (int i = 0; i < n; i++) {
+                if (i && iv->slots[i].r.group_key < iv->slots[i - 1].r.group_key) {
+                    rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].group_key: group keys must be in ascending order", i);
+                    break;
+                }
+                if (iv->slots[i].r.group_key + 1 > iv->G) iv->G = iv->slots[i].r.group_key + 1;
+            }
+        }
+        for (int i = 0; i < n; i++) iv->slots[i].group = any_group ? iv->slots[i].r.group_key : i;
+    }
+    iv->n_links = max_link + 1;
+    if (!rc && iv->n_links > 0) {
+        iv->hot_t = calloc((size_t)iv->n_links, sizeof *iv->hot_t);
+        if (!iv->hot_t) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    }
+    if (rc) {
+        vene_intervenable_free(iv);
+        return rc;
+    }
+    *out = iv;
+    return VENE_OK;
+}
+
+int vene_intervenable_new(const vene_model *m, const char *config_json, vene_intervenable **out, vene_error *err) {
+    *out = NULL;
+    if (!config_json) return vene_errorf(err, VENE_ERR_ARG, "config: NULL");
+    cJSON *j = cJSON_Parse(config_json);
+    if (!j) return vene_errorf(err, VENE_ERR_ARG, "config: not valid JSON");
+    int rc = vene_intervenable_from_json(m, j, out, err);
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void free_call_state(vene_intervenable *iv) {
+    for (int i = 0; i < iv->n; i++) {
+        vene_slot *s = &iv->slots[i];
+        free(s->cache.data);
+        memset(&s->cache, 0, sizeof s->cache);
+        s->has_cache = s->getter_fired = s->setter_calls = 0;
+        for (int k = 0; k < s->n_coll; k++) free(s->coll[k].data);
+        s->n_coll = 0;
+    }
+    for (int k = 0; k < iv->n_links; k++) {
+        free(iv->hot_t[k].data);
+        memset(&iv->hot_t[k], 0, sizeof iv->hot_t[k]);
+    }
+}
+
+static void free_outputs(vene_intervenable *iv) {
+    for (int w = 0; w < 2; w++) {
+        free(iv->out_logits[w].data);
+        free(iv->out_hidden[w].data);
+        memset(&iv->out_logits[w], 0, sizeof iv->out_logits[w]);
+        memset(&iv->out_hidden[w], 0, sizeof iv->out_hidden[w]);
+    }
+    for (int k = 0; k < iv->n_collected; k++) free(iv->collected[k].data);
+    iv->n_collected = 0;
+}
+
+void vene_intervenable_free(vene_intervenable *iv) {
+    if (!iv) return;
+    if (iv->slots) {
+        free_call_state(iv);
+        for (int i = 0; i < iv->n; i++) {
+            vene_slot *s = &iv->slots[i];
+            if (s->iv_owner) {
+                vene_iv_free(s->iv);
+                free(s->iv);
+            }
+            vene_loc_free(&s->base_loc);
+            vene_loc_free(&s->src_loc);
+            free((void *)s->ss.row_offsets);
+            free((void *)s->ss.ids);
+            free(s->coll);
+            if (s->r_parsed) vene_repr_free(&s->r);
+        }
+    }
+    free_outputs(iv);
+    free(iv->collected);
+    free(iv->hot_t);
+    free(iv->slots);
+    vene_run_free(iv->rs);
+    free(iv);
+}
+
+int vene_intervenable_count(const vene_intervenable *iv) { return iv->n; }
+const char *vene_intervenable_key(const vene_intervenable *iv, int i) {
+    return i >= 0 && i < iv->n ? iv->slots[i].key : NULL;
+}
+
+void vene_intervenable_set_seed(vene_intervenable *iv, uint64_t seed) { iv->seed = seed; }
+
+int vene_intervenable_set_param(vene_intervenable *iv, int i, const char *name, const vene_tensor *value,
+                                vene_error *err) {
+    if (i < 0 || i >= iv->n) return vene_errorf(err, VENE_ERR_RANGE, "intervention %d out of range (%d configured)", i, iv->n);
+    st_tensor t = {0};
+    t.name = name;
+    t.dtype = ST_F32;
+    t.ndim = value->ndim;
+    memcpy(t.shape, value->shape, sizeof t.shape);
+    t.numel = vene_tensor_numel(value);
+    t.data = value->data;
+    t.nbytes = (size_t)t.numel * sizeof(float);
+    int rc = vene_iv_set_param(iv->slots[i].iv, name, &t, err);
+    return rc ? vene_error_prefix(err, "intervention %d (%s)", i, iv->slots[i].key) : VENE_OK;
+}
+
+int vene_intervenable_set_callback(vene_intervenable *iv, int i, vene_iv_callback fn, void *user, vene_error *err) {
+    if (i < 0 || i >= iv->n) return vene_errorf(err, VENE_ERR_RANGE, "intervention %d out of range (%d configured)", i, iv->n);
+    iv->slots[i].cb = fn;
+    iv->slots[i].cb_user = user;
+    return VENE_OK;
+}
+
+/* ---------------------------------------------------------------- hooks */
+
+static int slot_is_constant(const vene_slot *s) {
+    return !vene_iv_needs_source(s->iv->type) || s->iv->source_repr || s->const_src;
+}
+
+static int getter_hook(void *user, const vene_hook_call *where, vene_tensor *t, vene_error *err) {
+    (void)where;
+    vene_slot *s = user;
+    if (s->getter_fired) return VENE_OK;
+    char who[400];
+    snprintf(who, sizeof who, "source of intervention %s", s->key);
+    int rc = vene_gather(&s->where, &s->src_loc, t, &s->cache, who, err);
+    if (rc) return rc;
+    s->has_cache = s->getter_fired = 1;
+    return --s->owner->getters_pending == 0 ? VENE_STOP : VENE_OK;
+}
+
+static int push_collected(vene_slot *s, vene_tensor *c, vene_error *err) {
+    if (s->n_coll == s->cap_coll) {
+        int cap = s->cap_coll ? 2 * s->cap_coll : 4;
+        vene_tensor *p = realloc(s->coll, sizeof *p * (size_t)cap);
+        if (!p) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        s->coll = p;
+        s->cap_coll = cap;
+    }
+    s->coll[s->n_coll++] = *c;
+    return VENE_OK;
+}
+
+static char *subspaces_json(const vene_slot *s) {
+    if (!s->ss_present) return strdup("null");
+    cJSON *a = cJSON_CreateArray();
+    for (int r = 0; r < s->ss.n_rows; r++) {
+        cJSON *row = cJSON_CreateArray();
+        for (int k = s->ss.row_offsets[r]; k < s->ss.row_offsets[r + 1]; k++) cJSON_AddItemToArray(row, cJSON_CreateNumber(s->ss.ids[k]));
+        cJSON_AddItemToArray(a, row);
+    }
+    char *out = cJSON_PrintUnformatted(a);
+    cJSON_Delete(a);
+    return out;
+}
+
+static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, vene_error *err) {
+    (void)where;
+    vene_slot *s = user;
+    vene_intervenable *iv = s->owner;
+    char who[400];
+    snprintf(who, sizeof who, "intervention %s", s->key);
+    vene_tensor x = {0}, col = {0};
+    int rc = vene_gather(&s->where, &s->base_loc, t, &x, who, err);
+    if (rc) return rc;
+    int link = s->r.link_key;
+    if (link >= 0 && iv->hot_t[link].data) {
+        /* a linked site reads the link's hot activation instead of its own (spec §9.5) */
+        if (vene_tensor_numel(&iv->hot_t[link]) != vene_tensor_numel(&x)) {
+            free(x.data);
+            return vene_errorf(err, VENE_ERR_ARG, "%s: linked sites have different block sizes", who);
+        }
+        memcpy(x.data, iv->hot_t[link].data, sizeof(float) * (size_t)vene_tensor_numel(&x));
+    }
+    const vene_tensor *src = s->has_cache ? &s->cache : NULL;
+    vene_tensor cs;
+    if (!src && s->const_src) {
+        int64_t n = s->const_src_numel;
+        cs = vene_tensor_view((float *)s->const_src, 1, &n);
+        src = &cs;
+    }
+    if (s->cb) {
+        char *ssj = subspaces_json(s);
+        rc = s->cb(s->cb_user, &x, src, ssj ? ssj : "null", err);
+        free(ssj);
+    } else {
+        rc = vene_iv_apply(s->iv, &x, src, s->ss_present ? &s->ss : NULL,
+                           s->iv->type == VENE_IV_COLLECT ? &col : NULL, err);
+    }
+    if (rc) {
+        free(x.data);
+        return vene_error_prefix(err, "%s", who);
+    }
+    if (s->iv->type == VENE_IV_COLLECT && !s->cb) {
+        free(x.data);
+        return push_collected(s, &col, err);
+    }
+    if (link >= 0) {
+        size_t n = (size_t)vene_tensor_numel(&x);
+        float *h = realloc(iv->hot_t[link].data, n * sizeof(float));
+        if (!h) {
+            free(x.data);
+            return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        }
+        memcpy(h, x.data, n * sizeof(float));
+        iv->hot_t[link] = x;
+        iv->hot_t[link].data = h;
+    }
+    rc = vene_scatter(&s->where, &s->base_loc, t, &x, who, err);
+    free(x.data);
+    s->setter_calls++;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- the call */
+
+static int copy_tensor(vene_tensor *dst, const vene_tensor *src, vene_error *err) {
+    free(dst->data);
+    memset(dst, 0, sizeof *dst);
+    if (!src) return VENE_OK;
+    size_t n = (size_t)vene_tensor_numel(src);
+    float *d = malloc(n * sizeof(float));
+    if (!d) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    memcpy(d, src->data, n * sizeof(float));
+    *dst = *src;
+    dst->data = d;
+    return VENE_OK;
+}
+
+static int keep_outputs(vene_intervenable *iv, int which, vene_error *err) {
+    int rc = copy_tensor(&iv->out_logits[which], vene_run_logits(iv->rs), err);
+    if (!rc) rc = copy_tensor(&iv->out_hidden[which], vene_run_last_hidden(iv->rs), err);
+    return rc;
+}
+
+static int add_setter(vene_intervenable *iv, vene_slot *s, vene_error *err) {
+    if (!s->has_cache && !s->cb && !slot_is_constant(s)) return VENE_OK; /* skipped: no source (spec §9.4) */
+    return vene_run_add_hook(iv->rs, s->where.site, s->where.layer, setter_hook, s, err);
+}
+
+static int add_getter(vene_intervenable *iv, vene_slot *s, vene_error *err) {
+    if (slot_is_constant(s) && !s->cb) return VENE_OK;
+    int site = s->iv->type == VENE_IV_SKIP ? s->where.input_site : s->where.site;
+    if (site < 0) return vene_errorf(err, VENE_ERR_ARG, "intervention %s: this site has no module input to skip from", s->key);
+    iv->getters_pending++;
+    return vene_run_add_hook(iv->rs, site, s->where.layer, getter_hook, s, err);
+}
+
+static int run_source(vene_intervenable *iv, const vene_batch *src, vene_error *err) {
+    if (iv->getters_pending == 0) return VENE_OK; /* nothing to read: the pass would be wasted */
+    int rc = vene_forward(iv->rs, src, err);
+    if (rc == VENE_STOP) rc = VENE_OK;
+    if (!rc && iv->getters_pending)
+        rc = vene_errorf(err, VENE_ERR_STATE, "a source pass ended before all of its sites fired");
+    return rc;
+}
+
+int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err) {
+    free_call_state(iv);
+    free_outputs(iv);
+    if (!call || !call->base) return vene_errorf(err, VENE_ERR_ARG, "no base input");
+    const vene_batch *base = call->base;
+    int B = base->batch, rc;
+    const vene_batch **src = calloc((size_t)iv->G, sizeof *src);
+    if (!src) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    if (call->n_sources == 1) {
+        for (int g = 0; g < iv->G; g++) src[g] = call->sources[0];
+    } else if (call->n_sources > 1) {
+        if (call->n_sources != iv->G) {
+            free(src);
+            return vene_errorf(err, VENE_ERR_ARG, "sources: %d given for %d intervention groups", call->n_sources, iv->G);
+        }
+        for (int g = 0; g < iv->G; g++) src[g] = call->sources[g];
+    }
+    for (int g = 0; g < iv->G; g++)
+        if (src[g] && src[g]->batch != B) {
+            free(src);
+            return vene_errorf(err, VENE_ERR_ARG, "sources[%d]: batch of %d examples, but the base has %d", g, src[g]->batch, B);
+        }
+    cJSON *ul = call->unit_locations ? cJSON_Parse(call->unit_locations) : NULL;
+    cJSON *ssj = call->subspaces ? cJSON_Parse(call->subspaces) : NULL;
+    if ((call->unit_locations && !ul) || (call->subspaces && !ssj)) {
+        rc = vene_errorf(err, VENE_ERR_ARG, "%s: not valid JSON", call->unit_locations && !ul ? "unit_locations" : "subspaces");
+        goto done;
+    }
+    if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err))) goto done;
+    for (int i = 0; i < iv->n; i++) {
+        const vene_tensor *c = call->source_reps ? call->source_reps[i] : NULL;
+        iv->slots[i].const_src = c ? c->data : NULL;
+        iv->slots[i].const_src_numel = c ? vene_tensor_numel(c) : 0;
+    }
+    vene_run_clear_hooks(iv->rs);
+    if (call->output_original) {
+        if ((rc = vene_forward(iv->rs, base, err)) || (rc = keep_outputs(iv, 0, err))) goto done;
+    }
+    if (!iv->serial) {
+        for (int g = 0; g < iv->G && !rc; g++) {
+            if (!src[g]) continue;
+            vene_run_clear_hooks(iv->rs);
+            iv->getters_pending = 0;
+            for (int i = 0; i < iv->n && !rc; i++)
+                if (iv->slots[i].group == g) rc = add_getter(iv, &iv->slots[i], err);
+            if (!rc) rc = run_source(iv, src[g], err);
+            if (rc) vene_error_prefix(err, "sources[%d]", g);
+        }
+        vene_run_clear_hooks(iv->rs);
+        for (int g = 0; g < iv->G && !rc; g++)
+            for (int i = 0; i < iv->n && !rc; i++)
+                if (iv->slots[i].group == g) rc = add_setter(iv, &iv->slots[i], err);
+    } else {
+        int prev = -1; /* group whose setters act on the next pass */
+        for (int g = 0; g < iv->G && !rc; g++) {
+            vene_run_clear_hooks(iv->rs);
+            if (!src[g]) {
+                prev = -1; /* intended: a skipped group drops the chain (spec §16 #6) */
+                continue;
+            }
+            iv->getters_pending = 0;
+            for (int i = 0; i < iv->n && !rc; i++)
+                if (prev >= 0 && iv->slots[i].group == prev) rc = add_setter(iv, &iv->slots[i], err);
+            for (int i = 0; i < iv->n && !rc; i++)
+                if (iv->slots[i].group == g && iv->slots[i].src_loc.present) rc = add_getter(iv, &iv->slots[i], err);
+            if (!rc) rc = run_source(iv, src[g], err);
+            if (rc) vene_error_prefix(err, "sources[%d]", g);
+            prev = g;
+        }
+        vene_run_clear_hooks(iv->rs);
+        for (int i = 0; i < iv->n && !rc; i++)
+            if (iv->slots[i].group == prev || (prev < 0 && slot_is_constant(&iv->slots[i]))) rc = add_setter(iv, &iv->slots[i], err);
+    }
+    if (rc) goto done;
+    rc = vene_forward(iv->rs, base, err);
+    vene_run_clear_hooks(iv->rs);
+    if (rc) goto done;
+    if ((rc = keep_outputs(iv, 1, err))) goto done;
+    /* collected tensors in representation order, one per hook call (spec §9.7) */
+    for (int i = 0; i < iv->n && !rc; i++) {
+        vene_slot *s = &iv->slots[i];
+        for (int k = 0; k < s->n_coll; k++) {
+            if (iv->n_collected == iv->cap_collected) {
+                int cap = iv->cap_collected ? 2 * iv->cap_collected : 4;
+                vene_tensor *p = realloc(iv->collected, sizeof *p * (size_t)cap);
+                if (!p) {
+                    rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+                    break;
+                }
+                iv->collected = p;
+                iv->cap_collected = cap;
+            }
+            iv->collected[iv->n_collected++] = s->coll[k];
+        }
+        s->n_coll = 0; /* ownership moved */
+    }
+done:
+    cJSON_Delete(ul);
+    cJSON_Delete(ssj);
+    free(src);
+    return rc;
+}
+
+const vene_tensor *vene_intervenable_logits(const vene_intervenable *iv, int which) {
+    return which >= 0 && which < 2 && iv->out_logits[which].data ? &iv->out_logits[which] : NULL;
+}
+const vene_tensor *vene_intervenable_last_hidden(const vene_intervenable *iv, int which) {
+    return which >= 0 && which < 2 && iv->out_hidden[which].data ? &iv->out_hidden[which] : NULL;
+}
+int vene_intervenable_collected_count(const vene_intervenable *iv) { return iv->n_collected; }
+const vene_tensor *vene_intervenable_collected(const vene_intervenable *iv, int n) {
+    return n >= 0 && n < iv->n_collected ? &iv->collected[n] : NULL;
+}

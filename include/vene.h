@@ -143,7 +143,7 @@ typedef struct vene_batch {
     const int32_t *ids;           /* B*S token ids, or NULL when embeds is given */
     const float *embeds;          /* B*S*D input embeddings (inputs_embeds), or NULL */
     const uint8_t *attn_mask;     /* B*S, 1 = attend, 0 = padding; NULL = all ones */
-    const int32_t *positions;     /* B*S position ids; NULL = derived from the mask */
+    const int32_t *positions;     /* B*S position ids; NULL = 0..S-1 for every row (as Hugging Face) */
 } vene_batch;
 
 /* Called when the forward reaches a site it was registered for. The tensor is the live

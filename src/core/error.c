@@ -18,13 +18,22 @@ int vene_errorf(vene_error *err, int code, const char *fmt, ...) {
 
 int vene_error_prefix(vene_error *err, const char *fmt, ...) {
     if (!err) return 0;
-    char head[512], old[sizeof err->msg];
+    char old[sizeof err->msg];
+    memcpy(old, err->msg, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    /* append ": <old message>" after the new prefix, truncating the tail if needed */
+    if (n >= 0 && (size_t)n < sizeof err->msg - 2) {
+        size_t room = sizeof err->msg - (size_t)n;
+        size_t len = strnlen(old, sizeof old - 1);
+        err->msg[n] = ':';
+        err->msg[n + 1] = ' ';
+        size_t copy = len < room - 3 ? len : room - 3;
+        memcpy(err->msg + n + 2, old, copy);
+        err->msg[n + 2 + copy] = '\0';
+    }
     return err->code;
 }
 

@@ -423,8 +423,9 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
     }
     for (int g = 0; g < iv->G; g++)
         if (src[g] && src[g]->batch != B) {
+            int sb = src[g]->batch;
             free(src);
-            return vene_errorf(err, VENE_ERR_ARG, "sources[%d]: batch of %d examples, but the base has %d", g, src[g]->batch, B);
+            return vene_errorf(err, VENE_ERR_ARG, "sources[%d]: batch of %d examples, but the base has %d", g, sb, B);
         }
     cJSON *ul = call->unit_locations ? cJSON_Parse(call->unit_locations) : NULL;
     cJSON *ssj = call->subspaces ? cJSON_Parse(call->subspaces) : NULL;

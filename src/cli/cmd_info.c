@@ -41,7 +41,7 @@ int vene_cmd_info(int argc, char **argv) {
     printf("layers       %d\nwidth        %d\nheads        %d x %d\nmlp width    %d\nvocab        %d\npositions    %d\n",
            in.n_layer, in.d_model, in.n_head, in.head_dim, in.d_ff, in.vocab_size, in.n_ctx);
     printf("parameters   %lld (%s as float32)\n", (long long)in.n_params, vene_cli_bytes((double)in.weight_bytes, b1, 32));
-    printf("lm head      %s\n", in.has_lm_head ? "yes (tied to wte)" : "no (bare model: last_hidden_state only)");
+    printf("lm head      %s\n", in.has_lm_head ? "yes (logits)" : "no (bare model: last_hidden_state only)");
     printf("path prefix  \"%s\"\n\nhook sites (shape for batch 1 x %d tokens; %%d = layer 0..%d):\n", in.path_prefix, seq,
            in.n_layer - 1);
     int n = vene_model_site_count(m);
@@ -52,7 +52,9 @@ int vene_cmd_info(int argc, char **argv) {
         int64_t shape[VENE_MAX_DIMS];
         int nd = vene_model_site_shape(m, i, 1, seq, shape);
         char name[160], shp[96];
-        snprintf(name, sizeof name, "%s%s.%s", in.path_prefix, s.path, s.is_input ? "input" : "output");
+        /* lm_head sits beside the backbone, not under its prefix */
+        snprintf(name, sizeof name, "%s%s.%s", strncmp(s.path, "lm_head", 7) ? in.path_prefix : "", s.path,
+                 s.is_input ? "input" : "output");
         int off = 0;
         for (int d = 0; d < nd; d++) off += snprintf(shp + off, sizeof shp - (size_t)off, d ? " x %lld" : "%lld", (long long)shape[d]);
         printf("  %-44s %-16s %s\n", name, s.shape, shp);

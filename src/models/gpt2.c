@@ -2,6 +2,7 @@
  * The forward reads top to bottom like the Hugging Face modules it mirrors; each
  * VENE_FIRE is one hook site, fired in the order PyTorch hooks would fire. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -95,8 +95,10 @@ int vene_model_load(const char *dir, const char *model_class, vene_model **out, 
     }
     m->arch = vene_arch_find(mt->valuestring);
     if (!m->arch) {
-        rc = vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: unknown model_type \"%s\" (supported: gpt2)", path,
-                         mt->valuestring);
+        char names[256];
+        vene_arch_names(names, sizeof names);
+        rc = vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: unknown model_type \"%s\" (supported: %s)", path,
+                         mt->valuestring, names);
         goto fail;
     }
     const char *cls = model_class;

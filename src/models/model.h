@@ -74,6 +74,8 @@ struct vene_arch {
 
 /* Registry of built-in architectures (read-only). */
 const vene_arch *vene_arch_find(const char *model_type);
+/* Comma-separated model_type names of the built-in architectures. */
+void vene_arch_names(char *buf, size_t n);
 
 typedef struct vene_hook {
     int site, layer;

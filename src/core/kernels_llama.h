@@ -1,0 +1,43 @@
+/* Forward kernels of the LLaMA family (Hugging Face transformers 4.43, float32):
+ * RMSNorm, rotary position embedding (rotate_half convention), SiLU, element-wise
+ * product, and eager attention scores with LLaMA's additive 4-D mask. Like kernels.h,
+ * every kernel reads and writes caller-provided buffers and allocates nothing. */
+#ifndef VENE_CORE_KERNELS_LLAMA_H
+#define VENE_CORE_KERNELS_LLAMA_H
+
+#include <stdint.h>
+
+/* LlamaRMSNorm: out = w * (x * rsqrt(mean(x^2) + eps)), row-wise over D; the variance is
+ * accumulated in double and rounded to float32 (torch's float32 mean is exact to
+ * rounding). out may equal x. */
+void vk_rmsnorm(const float *x, const float *w, float *out, int rows, int D, float eps);
+
+/* RoPE inverse frequencies for a rotary width `dim` (even), as HF computes them in
+ * float32: inv[i] = 1 / theta^((2i) / dim), i < dim/2, then divided by `linear_factor`
+ * (rope_scaling type "linear"; pass 1 for none). */
+void vk_rope_inv_freq(float *inv, int dim, double theta, double linear_factor);
+
+/* cos/sin tables for n positions: cos[r*half + i] = cos(pos[r] * inv[i]) (float32
+ * product, then cos/sin), half = dim/2. pos NULL means r itself (0, 1, ...). */
+void vk_rope_tables(const float *inv, int half, const int32_t *pos, int n, float *cos_t, float *sin_t);
+
+/* Apply RoPE in place to n rows of `n_heads` heads of width hd (row stride ld):
+ * x_h = x_h * cos + rotate_half(x_h) * sin with rotate_half(x) = [-x2, x1] and the
+ * half-width tables of row r (HF's emb = cat(freqs, freqs)). */
+void vk_rope_apply(float *x, int ld, int n, int n_heads, int hd, const float *cos_t, const float *sin_t);
+
+/* SiLU: out = x / (1 + exp(-x)); out may equal x. */
+void vk_silu(const float *x, float *out, int64_t n);
+/* out = a * b element-wise (out may alias a or b). */
+void vk_mul(const float *a, const float *b, float *out, int64_t n);
+
+/* Eager scores + softmax of LlamaAttention in float32: s = (q . k) / scale_div, then the
+ * 4-D mask of LlamaModel._update_causal_mask is added: float32 min at keys j > i (causal,
+ * by sequence index) and at padding keys (mask[key] == 0), 0 elsewhere; softmax over
+ * keys. A fully masked row (a padding query at the left) therefore comes out uniform,
+ * as in transformers. Head h reads kv head h / (n_head / n_kv) (grouped-query attention).
+ * q, k: [B, S, *] with row strides ldq/ldk; probs: [B, H, S, S]. */
+void vk_llama_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
+                          int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask);
+
+#endif

@@ -17,7 +17,7 @@ int vene_errorf(vene_error *err, int code, const char *fmt, ...) {
 }
 
 int vene_error_prefix(vene_error *err, const char *fmt, ...) {
-    if (!err) return 0;
+    if (!err) return VENE_ERR_ARG; /* the caller failed; keep the result non-zero */
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
     va_list ap;

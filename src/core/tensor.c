@@ -7,7 +7,7 @@
 #include "core/error.h"
 
 int64_t vene_tensor_numel(const vene_tensor *t) {
-    if (!t || t->ndim <= 0) return 0;
+    if (!t || t->ndim < 0) return 0; /* a 0-d tensor is a scalar: 1 element */
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;

@@ -53,6 +53,7 @@ typedef struct vene_slot {
     vene_where where;
     vene_iv *iv;             /* shared by linked slots; owned when iv_owner */
     int iv_owner;
+    int finalized;           /* parameters completed (vene_iv_finalize) since last set */
     int group;
     vene_iv_callback cb;
     void *cb_user;

@@ -326,13 +326,6 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     if ((rc = vene_intervenable_from_json(x.m, cfg, &x.iv, err))) goto out;
     if (cJSON_IsNumber(seed)) vene_intervenable_set_seed(x.iv, (uint64_t)seed->valuedouble);
     if ((rc = load_params(&x, err)) || (rc = load_sources_reps(&x, err))) goto out;
-    for (int i = 0; i < x.iv->n; i++) {
-        vene_slot *s = &x.iv->slots[i];
-        if (s->iv_owner && (rc = vene_iv_finalize(s->iv, x.iv->seed + (uint64_t)i, err))) {
-            vene_error_prefix(err, "config.representations[%d]", i);
-            goto out;
-        }
-    }
     if ((rc = parse_input(&x, cJSON_GetObjectItemCaseSensitive(x.j, "base"), &x.base, "base", err))) goto out;
     const cJSON *srcs = cJSON_GetObjectItemCaseSensitive(x.j, "sources");
     const vene_batch **sb = NULL;

@@ -250,7 +250,13 @@ int vene_intervenable_set_param(vene_intervenable *iv, int i, const char *name, 
     t.data = value->data;
     t.nbytes = (size_t)t.numel * sizeof(float);
     int rc = vene_iv_set_param(iv->slots[i].iv, name, &t, err);
-    return rc ? vene_error_prefix(err, "intervention %d (%s)", i, iv->slots[i].key) : VENE_OK;
+    if (rc) {
+        vene_error_prefix(err, "intervention %d (%s)", i, iv->slots[i].key);
+        return rc;
+    }
+    for (int k = 0; k < iv->n; k++)
+        if (iv->slots[k].iv == iv->slots[i].iv) iv->slots[k].finalized = 0;
+    return VENE_OK;
 }
 
 int vene_intervenable_set_callback(vene_intervenable *iv, int i, vene_iv_callback fn, void *user, vene_error *err) {
@@ -438,6 +444,16 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         const vene_tensor *c = call->source_reps ? call->source_reps[i] : NULL;
         iv->slots[i].const_src = c ? c->data : NULL;
         iv->slots[i].const_src_numel = c ? vene_tensor_numel(c) : 0;
+    }
+    /* parameters not given explicitly get the seeded initialisation (seed + index) */
+    for (int i = 0; i < iv->n; i++) {
+        vene_slot *s = &iv->slots[i];
+        if (!s->iv_owner || s->finalized) continue;
+        if ((rc = vene_iv_finalize(s->iv, iv->seed + (uint64_t)i, err))) {
+            vene_error_prefix(err, "intervention %d (%s)", i, s->key);
+            goto done;
+        }
+        s->finalized = 1;
     }
     vene_run_clear_hooks(iv->rs);
     if (call->output_original) {

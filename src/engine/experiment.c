@@ -248,7 +248,7 @@ static int known_output(const char *o) {
 }
 
 static void print_top(const char *label, const vene_tensor *logits, vene_tokenizer *tok) {
-    if (!logits) return;
+    if (!logits || logits->ndim != 3) return; /* classifier logits are not tokens */
     int64_t S = logits->shape[1], V = logits->shape[2];
     const float *row = logits->data + (S - 1) * V;
     int best[3] = {-1, -1, -1};

@@ -49,6 +49,7 @@ typedef struct vene_loc {
 typedef struct vene_slot {
     vene_repr r;
     int r_parsed;
+    int index;               /* position in config.representations */
     char key[320];
     vene_where where;
     vene_iv *iv;             /* shared by linked slots; owned when iv_owner */

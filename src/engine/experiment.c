@@ -38,7 +38,7 @@ typedef struct exp_ctx {
 static char *read_all(const char *path, vene_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        vene_errorf(err, VENE_ERR_IO, "%s: cannot open", path);
+        vene_errorf(err, VENE_ERR_IO, "cannot open the file");
         return NULL;
     }
     fseek(f, 0, SEEK_END);
@@ -48,7 +48,7 @@ static char *read_all(const char *path, vene_error *err) {
     if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
         free(buf);
         fclose(f);
-        vene_errorf(err, VENE_ERR_IO, "%s: read failed", path);
+        vene_errorf(err, VENE_ERR_IO, "read failed");
         return NULL;
     }
     buf[n] = 0;
@@ -247,6 +247,18 @@ static int known_output(const char *o) {
            !strcmp(o, "intervened.last_hidden_state") || !strncmp(o, "collected.", 10);
 }
 
+/* The tensor an output name refers to after the call, or NULL. */
+static const vene_tensor *output_tensor(const vene_intervenable *iv, const char *name) {
+    if (!strcmp(name, "original.logits")) return vene_intervenable_logits(iv, 0);
+    if (!strcmp(name, "intervened.logits")) return vene_intervenable_logits(iv, 1);
+    if (!strcmp(name, "original.last_hidden_state")) return vene_intervenable_last_hidden(iv, 0);
+    if (!strcmp(name, "intervened.last_hidden_state")) return vene_intervenable_last_hidden(iv, 1);
+    char *end = NULL;
+    long n = strtol(name + 10, &end, 10);
+    if (strncmp(name, "collected.", 10) || end == name + 10 || *end || n < 0) return NULL;
+    return vene_intervenable_collected(iv, (int)n);
+}
+
 static void print_top(const char *label, const vene_tensor *logits, vene_tokenizer *tok) {
     if (!logits || logits->ndim != 3) return; /* classifier logits are not tokens */
     int64_t S = logits->shape[1], V = logits->shape[2];
@@ -281,12 +293,15 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s", path);
     snprintf(x.dir, sizeof x.dir, "%s", dirname(tmp));
-    x.j = cJSON_Parse(text);
-    free(text);
+    const char *end = NULL;
+    x.j = cJSON_ParseWithOpts(text, &end, 0);
     if (!cJSON_IsObject(x.j)) {
-        rc = vene_errorf(err, VENE_ERR_FORMAT, "not a JSON object");
+        long off = x.j ? 0 : (end ? (long)(end - text) : 0);
+        free(text);
+        rc = vene_errorf(err, VENE_ERR_FORMAT, "not a JSON object (parse error near byte %ld)", off);
         goto out;
     }
+    free(text);
     for (const cJSON *c = x.j->child; c; c = c->next) {
         int ok = 0;
         for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++) ok |= !strcmp(c->string, top_keys[i]);
@@ -377,30 +392,26 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     i = 0;
     for (const cJSON *o = outputs->child; o && !rc; o = o->next, i++) {
         const char *name = o->valuestring;
-        const vene_tensor *t = NULL;
-        if (!strcmp(name, "original.logits")) t = vene_intervenable_logits(x.iv, 0);
-        else if (!strcmp(name, "intervened.logits")) t = vene_intervenable_logits(x.iv, 1);
-        else if (!strcmp(name, "original.last_hidden_state")) t = vene_intervenable_last_hidden(x.iv, 0);
-        else if (!strcmp(name, "intervened.last_hidden_state")) t = vene_intervenable_last_hidden(x.iv, 1);
-        else {
-            char *end = NULL;
-            long n = strtol(name + 10, &end, 10);
-            if (end == name + 10 || *end || n < 0 || n >= vene_intervenable_collected_count(x.iv)) {
-                rc = vene_errorf(err, VENE_ERR_ARG, "outputs[%d]: \"%s\" but the run collected %d tensors", i, name,
-                                 vene_intervenable_collected_count(x.iv));
-                break;
-            }
-            t = vene_intervenable_collected(x.iv, (int)n);
+        const vene_tensor *t = output_tensor(x.iv, name);
+        if (!t && !strncmp(name, "collected.", 10)) {
+            rc = vene_errorf(err, VENE_ERR_ARG, "outputs[%d]: \"%s\" but the run collected %d tensors", i, name,
+                             vene_intervenable_collected_count(x.iv));
+            break;
         }
         if (!t) { rc = vene_errorf(err, VENE_ERR_ARG, "outputs[%d]: \"%s\" was not produced", i, name); break; }
         rc = st_writer_add_f32(w, name, t, err);
-        if (!rc && !quiet) {
-            char shp[64];
-            fprintf(stderr, "  wrote %-30s %s\n", name, vene_shape_str(t, shp, sizeof shp));
-        }
     }
     if (!rc) rc = st_writer_save(w, out_path, err);
     st_writer_free(w);
+    if (!rc && !quiet) {
+        fprintf(stderr, "wrote %s:\n", out_path);
+        for (const cJSON *o = outputs->child; o; o = o->next) {
+            const char *name = o->valuestring;
+            const vene_tensor *t = output_tensor(x.iv, name);
+            char shp[64];
+            if (t) fprintf(stderr, "  %-30s %s\n", name, vene_shape_str(t, shp, sizeof shp));
+        }
+    }
     if (!rc && !quiet && x.m->has_lm_head) {
         if (!x.tok) vene_tokenizer_load(x.m->dir, &x.tok, NULL);
         fprintf(stderr, "top next tokens (last position, example 0):\n");

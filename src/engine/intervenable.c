@@ -100,6 +100,7 @@ int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_inte
     for (int i = 0; i < n && !rc; i++) {
         vene_slot *s = &iv->slots[i];
         s->owner = iv;
+        s->index = i;
         const cJSON *j = single ? reprs : cJSON_GetArrayItem(reprs, i);
         if ((rc = vene_repr_parse(j, i, &s->r, err))) break;
         s->r_parsed = 1;
@@ -277,7 +278,7 @@ static int getter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     vene_slot *s = user;
     if (s->getter_fired) return VENE_OK;
     char who[400];
-    snprintf(who, sizeof who, "source of intervention %s", s->key);
+    snprintf(who, sizeof who, "unit_locations, source side of representations[%d] (%s)", s->index, s->key);
     int rc = vene_gather(&s->where, &s->src_loc, t, &s->cache, who, err);
     if (rc) return rc;
     s->has_cache = s->getter_fired = 1;
@@ -314,7 +315,7 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     vene_slot *s = user;
     vene_intervenable *iv = s->owner;
     char who[400];
-    snprintf(who, sizeof who, "intervention %s", s->key);
+    snprintf(who, sizeof who, "unit_locations, base side of representations[%d] (%s)", s->index, s->key);
     vene_tensor x = {0}, col = {0};
     int rc = vene_gather(&s->where, &s->base_loc, t, &x, who, err);
     if (rc) return rc;
@@ -344,7 +345,8 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     }
     if (rc) {
         free(x.data);
-        return vene_error_prefix(err, "%s", who);
+        vene_error_prefix(err, "representations[%d] (%s)%s", s->index, s->key, s->ss_present ? " with its subspaces" : "");
+        return rc;
     }
     if (s->iv->type == VENE_IV_COLLECT && !s->cb) {
         free(x.data);

@@ -273,9 +273,73 @@ static int slot_is_constant(const vene_slot *s) {
     return !vene_iv_needs_source(s->iv->type) || s->iv->source_repr || s->const_src;
 }
 
+/* Unit "t" (recurrent models, spec §11, intended semantics): a cell's site fires once per
+ * time step; where->call is the step. The source's state at example b's j-th listed step
+ * replaces the base's state at b's j-th listed base step; nothing else is touched. */
+static int step_index(const vene_loc *l, int b, int step) {
+    for (int j = 0; j < l->k1; j++)
+        if (l->idx1[b * l->k1 + j] == step) return j;
+    return -1;
+}
+
+static int t_getter(vene_slot *s, int step, vene_tensor *t, vene_error *err) {
+    const vene_loc *l = &s->src_loc;
+    if (!l->present || t->ndim != 2)
+        return vene_errorf(err, VENE_ERR_ARG, "unit_locations, source side of representations[%d]: unit \"t\" needs time steps", s->index);
+    int B = (int)t->shape[0], D = (int)t->shape[1];
+    if (!s->cache.data) {
+        s->cache.data = calloc((size_t)B * (size_t)l->k1 * (size_t)D, sizeof(float));
+        if (!s->cache.data) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        s->cache = vene_tensor_3d(s->cache.data, B, l->k1, D);
+        s->has_cache = 1;
+    }
+    int done = 1;
+    for (int b = 0; b < B; b++) {
+        for (int j = 0; j < l->k1; j++)
+            if (l->idx1[b * l->k1 + j] == step)
+                memcpy(s->cache.data + ((size_t)b * l->k1 + j) * D, t->data + (size_t)b * D, sizeof(float) * (size_t)D);
+            else if (l->idx1[b * l->k1 + j] > step) done = 0;
+    }
+    if (done && !s->getter_fired) {
+        s->getter_fired = 1;
+        return --s->owner->getters_pending == 0 ? VENE_STOP : VENE_OK;
+    }
+    return VENE_OK;
+}
+
+static int t_setter(vene_slot *s, int step, vene_tensor *t, vene_error *err) {
+    const vene_loc *l = &s->base_loc;
+    if (!l->present || t->ndim != 2)
+        return vene_errorf(err, VENE_ERR_ARG, "unit_locations, base side of representations[%d]: unit \"t\" needs time steps", s->index);
+    int B = (int)t->shape[0], D = (int)t->shape[1];
+    for (int b = 0; b < B; b++) {
+        int j = step_index(l, b, step);
+        if (j < 0) continue;
+        vene_tensor x = vene_tensor_3d(t->data + (size_t)b * D, 1, 1, D), src, *sp = NULL;
+        if (s->has_cache) {
+            if (j >= s->cache.shape[1])
+                return vene_errorf(err, VENE_ERR_ARG, "unit_locations of representations[%d]: example %d lists more base than source steps",
+                                   s->index, b);
+            src = vene_tensor_3d(s->cache.data + ((size_t)b * s->cache.shape[1] + j) * D, 1, 1, D);
+            sp = &src;
+        } else if (s->const_src) {
+            int64_t n = s->const_src_numel;
+            src = vene_tensor_view((float *)s->const_src, 1, &n);
+            sp = &src;
+        }
+        int rc = vene_iv_apply(s->iv, &x, sp, s->ss_present ? &s->ss : NULL, NULL, err);
+        if (rc) {
+            vene_error_prefix(err, "representations[%d] (%s) at step %d", s->index, s->key, step);
+            return rc;
+        }
+    }
+    s->setter_calls++;
+    return VENE_OK;
+}
+
 static int getter_hook(void *user, const vene_hook_call *where, vene_tensor *t, vene_error *err) {
-    (void)where;
     vene_slot *s = user;
+    if (s->where.unit == VENE_UNIT_T) return t_getter(s, where->call, t, err);
     if (s->getter_fired) return VENE_OK;
     char who[400];
     snprintf(who, sizeof who, "unit_locations, source side of representations[%d] (%s)", s->index, s->key);
@@ -311,8 +375,8 @@ static char *subspaces_json(const vene_slot *s) {
 }
 
 static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, vene_error *err) {
-    (void)where;
     vene_slot *s = user;
+    if (s->where.unit == VENE_UNIT_T) return t_setter(s, where->call, t, err);
     vene_intervenable *iv = s->owner;
     char who[400];
     snprintf(who, sizeof who, "unit_locations, base side of representations[%d] (%s)", s->index, s->key);

@@ -273,6 +273,18 @@ static int slot_is_constant(const vene_slot *s) {
     return !vene_iv_needs_source(s->iv->type) || s->iv->source_repr || s->const_src;
 }
 
+static int push_collected(vene_slot *s, vene_tensor *c, vene_error *err) {
+    if (s->n_coll == s->cap_coll) {
+        int cap = s->cap_coll ? 2 * s->cap_coll : 4;
+        vene_tensor *p = realloc(s->coll, sizeof *p * (size_t)cap);
+        if (!p) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        s->coll = p;
+        s->cap_coll = cap;
+    }
+    s->coll[s->n_coll++] = *c;
+    return VENE_OK;
+}
+
 /* Unit "t" (recurrent models, spec §11, intended semantics): a cell's site fires once per
  * time step; where->call is the step. The source's state at example b's j-th listed step
  * replaces the base's state at b's j-th listed base step; nothing else is touched. */
@@ -286,7 +298,8 @@ static int t_getter(vene_slot *s, int step, vene_tensor *t, vene_error *err) {
     const vene_loc *l = &s->src_loc;
     if (!l->present || t->ndim != 2)
         return vene_errorf(err, VENE_ERR_ARG, "unit_locations, source side of representations[%d]: unit \"t\" needs time steps", s->index);
-    int B = (int)t->shape[0], D = (int)t->shape[1];
+    int B = (int)t->shape[0], Dt = (int)t->shape[1];
+    int D = s->where.split ? Dt / 3 : Dt, start = s->where.split ? (s->where.split - VENE_SPLIT_THIRD0) * D : 0;
     if (!s->cache.data) {
         s->cache.data = calloc((size_t)B * (size_t)l->k1 * (size_t)D, sizeof(float));
         if (!s->cache.data) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
@@ -297,7 +310,7 @@ static int t_getter(vene_slot *s, int step, vene_tensor *t, vene_error *err) {
     for (int b = 0; b < B; b++) {
         for (int j = 0; j < l->k1; j++)
             if (l->idx1[b * l->k1 + j] == step)
-                memcpy(s->cache.data + ((size_t)b * l->k1 + j) * D, t->data + (size_t)b * D, sizeof(float) * (size_t)D);
+                memcpy(s->cache.data + ((size_t)b * l->k1 + j) * D, t->data + (size_t)b * Dt + start, sizeof(float) * (size_t)D);
             else if (l->idx1[b * l->k1 + j] > step) done = 0;
     }
     if (done && !s->getter_fired) {
@@ -311,11 +324,13 @@ static int t_setter(vene_slot *s, int step, vene_tensor *t, vene_error *err) {
     const vene_loc *l = &s->base_loc;
     if (!l->present || t->ndim != 2)
         return vene_errorf(err, VENE_ERR_ARG, "unit_locations, base side of representations[%d]: unit \"t\" needs time steps", s->index);
-    int B = (int)t->shape[0], D = (int)t->shape[1];
+    int B = (int)t->shape[0], Dt = (int)t->shape[1];
+    /* a third-split component (e.g. new_h2h_output) is a window of the row */
+    int D = s->where.split ? Dt / 3 : Dt, start = s->where.split ? (s->where.split - VENE_SPLIT_THIRD0) * D : 0;
     for (int b = 0; b < B; b++) {
         int j = step_index(l, b, step);
         if (j < 0) continue;
-        vene_tensor x = vene_tensor_3d(t->data + (size_t)b * D, 1, 1, D), src, *sp = NULL;
+        vene_tensor x = vene_tensor_3d(t->data + (size_t)b * Dt + start, 1, 1, D), src, *sp = NULL, col = {0};
         if (s->has_cache) {
             if (j >= s->cache.shape[1])
                 return vene_errorf(err, VENE_ERR_ARG, "unit_locations of representations[%d]: example %d lists more base than source steps",
@@ -327,11 +342,13 @@ static int t_setter(vene_slot *s, int step, vene_tensor *t, vene_error *err) {
             src = vene_tensor_view((float *)s->const_src, 1, &n);
             sp = &src;
         }
-        int rc = vene_iv_apply(s->iv, &x, sp, s->ss_present ? &s->ss : NULL, NULL, err);
+        int collect = s->iv->type == VENE_IV_COLLECT;
+        int rc = vene_iv_apply(s->iv, &x, sp, s->ss_present ? &s->ss : NULL, collect ? &col : NULL, err);
         if (rc) {
             vene_error_prefix(err, "representations[%d] (%s) at step %d", s->index, s->key, step);
             return rc;
         }
+        if (collect && (rc = push_collected(s, &col, err))) return rc;
     }
     s->setter_calls++;
     return VENE_OK;
@@ -349,17 +366,6 @@ static int getter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     return --s->owner->getters_pending == 0 ? VENE_STOP : VENE_OK;
 }
 
-static int push_collected(vene_slot *s, vene_tensor *c, vene_error *err) {
-    if (s->n_coll == s->cap_coll) {
-        int cap = s->cap_coll ? 2 * s->cap_coll : 4;
-        vene_tensor *p = realloc(s->coll, sizeof *p * (size_t)cap);
-        if (!p) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-        s->coll = p;
-        s->cap_coll = cap;
-    }
-    s->coll[s->n_coll++] = *c;
-    return VENE_OK;
-}
 
 static char *subspaces_json(const vene_slot *s) {
     if (!s->ss_present) return strdup("null");

@@ -220,6 +220,11 @@ const vene_tensor *vene_intervenable_last_hidden(const vene_intervenable *iv, in
 int vene_intervenable_collected_count(const vene_intervenable *iv);
 const vene_tensor *vene_intervenable_collected(const vene_intervenable *iv, int n);
 
+/* pyvene's printed config ("IntervenableConfig" and indented JSON with model_type,
+ * representations, intervention_types, mode, sorted_keys, intervention_dimensions).
+ * Released with vene_free; NULL on allocation failure. */
+char *vene_intervenable_describe(const vene_intervenable *iv);
+
 /* Save pyvene's layout into a directory: config.json (pyvene's schema) and one
  * intkey_<key>.safetensors per trainable or constant-source intervention (pyvene's
  * state-dict names). Load restores an identical intervenable onto a model. */

@@ -117,7 +117,8 @@ int vene_cmd_forward(int argc, char **argv) {
         double sum = 0;
         for (int v = 0; v < V; v++) sum += exp((double)last[v] - mx);
         if (top > V) top = V;
-        int *best = calloc((size_t)top, sizeof *best);
+        if (top < 1) top = 1;
+        int *best = calloc((size_t)(unsigned)top, sizeof *best);
         if (!best) goto done;
         for (int k = 0; k < top; k++) {
             int bi = -1;

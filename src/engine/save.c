@@ -541,3 +541,37 @@ int vene_intervenable_load(const vene_model *m, const char *dir, vene_intervenab
     *out = iv;
     return VENE_OK;
 }
+
+/* ---------------------------------------------------------------- printing */
+
+/* pyvene's IntervenableConfig.__repr__: a title line and indented JSON with model_type,
+ * representations (named fields), intervention_types, mode, sorted_keys and
+ * intervention_dimensions. */
+char *vene_intervenable_describe(const vene_intervenable *iv) {
+    cJSON *saved = build_config(iv);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "model_type", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(saved, "model_type"), 1));
+    cJSON *reprs = cJSON_AddArrayToObject(out, "representations");
+    const cJSON *arr;
+    cJSON_ArrayForEach(arr, cJSON_GetObjectItemCaseSensitive(saved, "representations")) {
+        cJSON *o = cJSON_CreateObject();
+        for (int f = 0; f < 14; f++) cJSON_AddItemToObject(o, repr_fields[f], cJSON_Duplicate(cJSON_GetArrayItem(arr, f), 1));
+        cJSON_AddItemToArray(reprs, o);
+    }
+    char *types = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(saved, "intervention_types"));
+    cJSON_AddStringToObject(out, "intervention_types", types ? types : "[]");
+    free(types);
+    cJSON_AddItemToObject(out, "mode", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(saved, "mode"), 1));
+    cJSON_AddItemToObject(out, "sorted_keys", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(saved, "sorted_keys"), 1));
+    cJSON_AddItemToObject(out, "intervention_dimensions",
+                          cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(saved, "intervention_dimensions"), 1));
+    char *json = cJSON_Print(out);
+    cJSON_Delete(out);
+    cJSON_Delete(saved);
+    if (!json) return NULL;
+    size_t n = strlen(json) + sizeof "IntervenableConfig\n";
+    char *text = malloc(n);
+    if (text) snprintf(text, n, "IntervenableConfig\n%s", json);
+    free(json);
+    return text;
+}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The golden cases for gpt2-tiny forward runs (real pyvene outputs, copied from the
+# The golden cases (gpt2, gpt_neo, llama, mlp and gru forward runs; real pyvene outputs or
+# the intended-semantics cases, copied from the
 # project's shared golden set into tests/golden/): `vene run` on each, compared by
 # golden/check.py. Usage: bash test_golden.sh /path/to/vene (run from tests/).
 set -u

@@ -14,7 +14,7 @@
 #include "test.h"
 #include "vene.h"
 
-#define MODEL_A "golden_gru/models/gru-classifier"
+#define MODEL_A "golden/models/gru-classifier"
 #define MODEL_B "fixtures/gru/gru-emb3"
 #define REF "fixtures/gru_ref.safetensors"
 #define TOL 1e-4
@@ -169,9 +169,9 @@ static void golden_original(const vene_model *m, const char *cs) {
     char path[256];
     st_file *in = NULL, *ex = NULL;
     vene_error err = {0};
-    snprintf(path, sizeof path, "golden_gru/cases/%s/inputs.safetensors", cs);
+    snprintf(path, sizeof path, "golden/cases/%s/inputs.safetensors", cs);
     CHECK(st_open(path, &in, &err) == VENE_OK);
-    snprintf(path, sizeof path, "golden_gru/cases/%s/expected.safetensors", cs);
+    snprintf(path, sizeof path, "golden/cases/%s/expected.safetensors", cs);
     CHECK(st_open(path, &ex, &err) == VENE_OK);
     const st_tensor *x = in ? st_find(in, "gru_base") : NULL, *e = ex ? st_find(ex, "original.logits") : NULL;
     CHECK(x && e && x->ndim == 3 && e->ndim == 2);

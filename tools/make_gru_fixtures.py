@@ -23,7 +23,7 @@ Before writing, it checks the reference against the golden cases t101_gru_*_inte
 (original and intervened logits, <= 1e-5) and writes nothing on a mismatch.
 
 Usage: /usr/bin/python3 tools/make_gru_fixtures.py [GOLDEN_ROOT]
-(GOLDEN_ROOT defaults to tests/golden_gru; tested with Debian's python3-torch 1.13 and
+(GOLDEN_ROOT defaults to tests/golden; tested with Debian's python3-torch 1.13 and
 numpy 1.24; needs no safetensors package)."""
 import json
 import os
@@ -185,7 +185,7 @@ def make_emb3(folder):
 
 
 def main():
-    golden = sys.argv[1] if len(sys.argv) > 1 else os.path.join(TESTS, "golden_gru")
+    golden = sys.argv[1] if len(sys.argv) > 1 else os.path.join(TESTS, "golden")
     torch.set_num_threads(1)
     worst = validate(golden)
     if worst > 1e-5:

@@ -60,7 +60,8 @@ void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *pro
                     int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask, int window) {
     const float fmin = -FLT_MAX;
     int group = n_head / n_kv;
-#pragma omp parallel for collapse(2) schedule(static) if (B * n_head > 1 && (int64_t)S * S * hd > 4096)
+/* a thread team only pays off for big batches: small calls stay on one thread */
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < n_head; h++) {
             const float *qb = q + (int64_t)b * S * ldq + (int64_t)h * hd;
@@ -94,7 +95,8 @@ void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *pro
 void vk_attn_values(const float *probs, const float *v, int ldv, float *out, int ldo, int B, int S,
                     int n_head, int n_kv, int hd) {
     int group = n_head / n_kv;
-#pragma omp parallel for collapse(2) schedule(static) if (B * n_head > 1 && (int64_t)S * S * hd > 4096)
+/* a thread team only pays off for big batches: small calls stay on one thread */
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < n_head; h++) {
             const float *P = probs + ((int64_t)b * n_head + h) * S * S;

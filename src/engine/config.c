@@ -28,8 +28,11 @@ static int get_int_or_null(const cJSON *v, int dflt, int *out, const char *name,
         *out = dflt;
         return VENE_OK;
     }
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].%s: expected an integer or null", index, name);
+    /* range first: converting an out-of-range double to int is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -1e9 && v->valuedouble <= 1e9) ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].%s: expected an integer (|n| <= 1e9) or null",
+                           index, name);
     *out = (int)v->valuedouble;
     return VENE_OK;
 }
@@ -77,8 +80,8 @@ int vene_repr_parse(const cJSON *j, int index, vene_repr *r, vene_error *err) {
         (rc = get_int_or_null(f[9], -1, &r->link_key, "intervention_link_key", index, err)) ||
         (rc = get_str(f[11], NULL, &r->source_repr, "source_representation", index, err)))
         goto fail;
-    if (r->max_units < 1) {
-        rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].max_number_of_units: must be >= 1, got %d",
+    if (r->max_units < 1 || r->max_units > 65536) {
+        rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].max_number_of_units: must be in 1..65536, got %d",
                          index, r->max_units);
         goto fail;
     }

@@ -45,7 +45,7 @@ static int set_partition(vene_iv *iv, const cJSON *p, int index, vene_error *err
         }
         int k = 0;
         for (const cJSON *u = e->child; u; u = u->next, k++) {
-            if (!cJSON_IsNumber(u) || u->valuedouble < 0) {
+            if (!cJSON_IsNumber(u) || u->valuedouble < 0 || u->valuedouble > 1e9) {
                 rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].subspace_partition[%d][%d]: expected a non-negative integer",
                                  index, j, k);
                 break;
@@ -189,7 +189,7 @@ static void free_call_state(vene_intervenable *iv) {
         for (int k = 0; k < s->n_coll; k++) free(s->coll[k].data);
         s->n_coll = 0;
     }
-    for (int k = 0; k < iv->n_links; k++) {
+    for (int k = 0; iv->hot_t && k < iv->n_links; k++) {
         free(iv->hot_t[k].data);
         memset(&iv->hot_t[k], 0, sizeof iv->hot_t[k]);
     }

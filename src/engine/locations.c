@@ -13,7 +13,10 @@ void vene_loc_free(vene_loc *l) {
     memset(l, 0, sizeof *l);
 }
 
-static int is_int(const cJSON *v) { return cJSON_IsNumber(v) && v->valuedouble == (double)(int)v->valuedouble; }
+/* range first: converting an out-of-range double to int is undefined */
+static int is_int(const cJSON *v) {
+    return cJSON_IsNumber(v) && v->valuedouble >= -1e9 && v->valuedouble <= 1e9 && v->valuedouble == (double)(int)v->valuedouble;
+}
 
 /* pyvene's get_list_depth: follows first elements. */
 static int list_depth(const cJSON *v) {

@@ -41,15 +41,16 @@ fail:
 int vene_config_int(const cJSON *cfg, const char *file, const char *key, int *out, vene_error *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v) return vene_errorf(err, VENE_ERR_FORMAT, "%s: missing key \"%s\"", file, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble)
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s: key \"%s\" must be an integer", file, key);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= -1e9 && v->valuedouble <= 1e9) ||
+        v->valuedouble != (double)(int)v->valuedouble)
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s: key \"%s\" must be an integer (|n| <= 1e9)", file, key);
     *out = (int)v->valuedouble;
     return VENE_OK;
 }
 
 int vene_config_int_opt(const cJSON *cfg, const char *key, int dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    return cJSON_IsNumber(v) ? (int)v->valuedouble : dflt;
+    return cJSON_IsNumber(v) && v->valuedouble >= -1e9 && v->valuedouble <= 1e9 ? (int)v->valuedouble : dflt;
 }
 
 double vene_config_num_opt(const cJSON *cfg, const char *key, double dflt) {

@@ -196,11 +196,62 @@ def seeds_experiment():
     return out
 
 
+def seeds_experiment_file():
+    """The golden experiment files as written, plus their inputs.safetensors after the separator."""
+    for f in sorted(glob.glob(rel("tests/golden/cases/*/experiment.json"))):
+        data = open(f, "rb").read()
+        ip = os.path.join(os.path.dirname(f), "inputs.safetensors")
+        if os.path.exists(ip):
+            data += b"\nVFSEP!!\n" + open(ip, "rb").read()
+        put("fuzz_experiment_file", data)
+
+
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def seeds_tokenizer_files():
+    """Small byte-level BPE tokenizers: the 256 byte pieces plus a few merges, as a
+    tokenizer.json and as vocab.json + merges.txt."""
+    b2u = bytes_to_unicode()
+    vocab = {b2u[b]: i for i, b in enumerate(range(256))}
+    merges = []
+    for a, b in [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("l", "l"), ("o", "r"), ("Ġ", "w"), ("Ġw", "or"),
+                 ("ll", "o"), ("H", "e"), ("He", "llo")]:
+        if a + b not in vocab:
+            vocab[a + b] = len(vocab)
+        merges.append(a + " " + b)
+    tj = {"version": "1.0", "added_tokens": [{"id": len(vocab), "content": "<|endoftext|>", "special": True}],
+          "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True,
+                                                "use_regex": True},
+          "post_processor": None, "decoder": {"type": "ByteLevel"},
+          "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                    "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "vocab": vocab,
+                    "merges": merges}}
+    put("fuzz_tokenizer_files", json.dumps(tj, ensure_ascii=False))
+    tj2 = json.loads(json.dumps(tj))
+    tj2["model"]["merges"] = [m.split(" ") for m in merges]
+    put("fuzz_tokenizer_files", json.dumps(tj2))
+    put("fuzz_tokenizer_files", json.dumps(vocab, ensure_ascii=False) + "\nVFSEP!!\n#version: 0.2\n" + "\n".join(merges) + "\n")
+    small = {k: v for k, v in vocab.items() if v < 40}
+    put("fuzz_tokenizer_files", json.dumps(small) + "\nVFSEP!!\n#version: 0.2\n")
+
+
 def main():
     seeds_safetensors()
     seeds_tokenizer()
     seeds_config_json()
     seeds_experiment()
+    seeds_experiment_file()
+    seeds_tokenizer_files()
     for t in sorted(os.listdir(CORPUS)):
         print("%-26s %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))
 

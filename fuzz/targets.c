@@ -11,11 +11,8 @@
  * Fixtures are found under the repository root: vene_fuzz_set_root(), else the environment
  * variable VENE_FUZZ_ROOT, else "..". Scratch files go to one mkdtemp folder under $TMPDIR
  * (or /tmp), removed by vene_fuzz_cleanup() / at exit. */
-#ifndef _XOPEN_SOURCE
-#define _XOPEN_SOURCE 700 /* nftw */
-#endif
 #include <errno.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -63,17 +60,40 @@ static const char *vf_root_dir(void) {
     return vf_root;
 }
 
-static void vf_path(char *out, size_t n, const char *rel) { snprintf(out, n, "%s/%s", vf_root_dir(), rel); }
+/* VENE_FUZZ_VERBOSE=1: print why the library rejected an input (seed triage). */
+static int vf_rejected(const char *what, const vene_error *err) {
+    static int verbose = -1;
+    if (verbose < 0) verbose = getenv("VENE_FUZZ_VERBOSE") && *getenv("VENE_FUZZ_VERBOSE") == '1';
+    if (verbose) fprintf(stderr, "vene-fuzz: %s rejected it: %s: %s\n", what, vene_status_name(err->code), err->msg);
+    return 1;
+}
 
-static int vf_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(p);
+static void vf_path(char *out, size_t n, const char *rel) {
+    if (snprintf(out, n, "%s/%s", vf_root_dir(), rel) >= (int)n) vf_fail("path too long: %s/%s", vf_root_dir(), rel);
+}
+
+/* rm -rf (the scratch folder holds only what this file wrote there). */
+static void vf_rm_rf(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char sub[PATH_MAX];
+            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            vf_rm_rf(sub);
+        }
+        if (d) closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
 }
 
 static void vf_rm_tmp(void) {
-    if (vf_tmp[0]) nftw(vf_tmp, vf_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    if (vf_tmp[0]) vf_rm_rf(vf_tmp);
     vf_tmp[0] = 0;
 }
 
@@ -85,7 +105,7 @@ static const char *vf_scratch(const char *sub, char *out, size_t n) {
         if (!mkdtemp(vf_tmp)) vf_fail("mkdtemp %s: %s", vf_tmp, strerror(errno));
         atexit(vf_rm_tmp);
     }
-    snprintf(out, n, "%s/%s", vf_tmp, sub);
+    if (snprintf(out, n, "%s/%s", vf_tmp, sub) >= (int)n) vf_fail("path too long: %s/%s", vf_tmp, sub);
     if (mkdir(out, 0700) != 0 && errno != EEXIST) vf_fail("mkdir %s: %s", out, strerror(errno));
     return out;
 }
@@ -110,6 +130,16 @@ static char *vf_cstr(const uint8_t *d, size_t n) {
     if (n) memcpy(s, d, n);
     s[n] = 0;
     return s;
+}
+
+/* Multi-file inputs: parts separated by this line. */
+static const char vf_sep[] = "\nVFSEP!!\n";
+
+static const uint8_t *vf_find_sep(const uint8_t *p, const uint8_t *end) {
+    size_t k = sizeof vf_sep - 1;
+    for (; p + k <= end; p++)
+        if (!memcmp(p, vf_sep, k)) return p;
+    return NULL;
 }
 
 /* Read every float of a tensor (touching every byte the library claims is there). */
@@ -143,7 +173,7 @@ int vene_fuzz_safetensors(const uint8_t *data, size_t size) {
         if (f) vf_fail("st_open_memory failed (%s) but returned a file", vene_status_name(rc));
         if (!err.msg[0]) vf_fail("st_open_memory failed (%s) without a message", vene_status_name(rc));
         free(buf);
-        return 1;
+        return vf_rejected("st_open_memory", &err);
     }
     int n = st_count(f);
     st_writer *w = st_writer_new();
@@ -391,7 +421,7 @@ int vene_fuzz_config_json(const uint8_t *data, size_t size) {
     if (cJSON_IsString(mt)) k = !strcmp(mt->valuestring, "gpt_neo") ? 1 : !strcmp(mt->valuestring, "llama") ? 2 : 0;
     cJSON_Delete(peek);
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/config.json", vf_cfg_dirs[k]);
+    if (snprintf(path, sizeof path, "%s/config.json", vf_cfg_dirs[k]) >= (int)sizeof path) vf_fail("path too long");
     vf_write(path, data, size);
     vene_model *m = NULL;
     vene_error err = {0};
@@ -399,7 +429,7 @@ int vene_fuzz_config_json(const uint8_t *data, size_t size) {
     if (rc != VENE_OK) {
         if (m) vf_fail("vene_model_load failed but returned a model");
         if (!err.msg[0]) vf_fail("vene_model_load failed (%s) without a message", vene_status_name(rc));
-        return 1;
+        return vf_rejected("vene_model_load", &err);
     }
     vene_model_info info;
     vene_model_get_info(m, &info);
@@ -436,7 +466,7 @@ int vene_fuzz_config_json(const uint8_t *data, size_t size) {
 /* ---------------------------------------------------------------- 4. experiment */
 
 static vene_model *vf_gpt2;
-enum { VF_MAX_EMBED = 4096, VF_MAX_UNITS = 16 };
+enum { VF_MAX_EMBED = 512, VF_MAX_UNITS = 2 };
 static const char *vf_save_dir; /* when set, fuzz_experiment saves what it ran there */
 static void vf_clear_dir(const char *dir);
 
@@ -560,6 +590,7 @@ int vene_fuzz_experiment(const uint8_t *data, size_t size) {
     if (rc != VENE_OK) {
         if (iv) vf_fail("vene_intervenable_from_json failed but returned an intervenable");
         if (!err.msg[0]) vf_fail("vene_intervenable_from_json failed (%s) without a message", vene_status_name(rc));
+        vf_rejected("vene_intervenable_from_json", &err);
         goto out;
     }
     N = vene_intervenable_count(iv);
@@ -640,6 +671,7 @@ int vene_fuzz_experiment(const uint8_t *data, size_t size) {
         rc = vene_intervenable_forward(iv, &call, &err);
         if (rc != VENE_OK) {
             if (!err.msg[0]) vf_fail("vene_intervenable_forward failed (%s) without a message", vene_status_name(rc));
+            vf_rejected("vene_intervenable_forward", &err);
             break;
         }
         result = 0;
@@ -679,18 +711,9 @@ out:
  * empty payload writes no file). The
  * folder is loaded onto gpt2-tiny with vene_intervenable_load; a loaded intervenable runs a
  * forward, is saved to a second folder and must load again from there. */
-static const char vf_sep[] = "\nVFSEP!!\n";
-
 static void vf_clear_dir(const char *dir) {
-    nftw(dir, vf_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    vf_rm_rf(dir);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) vf_fail("mkdir %s", dir);
-}
-
-static const uint8_t *vf_find_sep(const uint8_t *p, const uint8_t *end) {
-    size_t k = sizeof vf_sep - 1;
-    for (; p + k <= end; p++)
-        if (!memcmp(p, vf_sep, k)) return p;
-    return NULL;
 }
 
 int vene_fuzz_intervenable_load(const uint8_t *data, size_t size) {
@@ -716,7 +739,7 @@ int vene_fuzz_intervenable_load(const uint8_t *data, size_t size) {
             const cJSON *u = cJSON_GetObjectItemCaseSensitive(reprs, "max_number_of_units");
             big = cJSON_IsNumber(u) && u->valuedouble > VF_MAX_UNITS;
         }
-        cJSON_ArrayForEach(r, cJSON_IsArray(reprs) ? reprs : NULL) {
+        for (r = cJSON_IsArray(reprs) ? reprs->child : NULL; r; r = r->next) {
             const cJSON *u = cJSON_IsArray(r) ? cJSON_GetArrayItem(r, 3) : cJSON_GetObjectItemCaseSensitive(r, "max_number_of_units");
             if (cJSON_IsNumber(u) && u->valuedouble > VF_MAX_UNITS) big = 1;
         }
@@ -732,9 +755,10 @@ int vene_fuzz_intervenable_load(const uint8_t *data, size_t size) {
         for (int k = 0; p <= end; k++) {
             const uint8_t *q = vf_find_sep(p, end);
             const cJSON *key = cJSON_GetArrayItem(keys, k);
-            if (q != p && cJSON_IsString(key) && strlen(key->valuestring) < 200 && !strchr(key->valuestring, '/')) {
+            size_t plen = (size_t)((q ? q : end) - p);
+            if (plen && cJSON_IsString(key) && strlen(key->valuestring) < 200 && !strchr(key->valuestring, '/')) {
                 snprintf(path, sizeof path, "%s/intkey_%s.safetensors", dir, key->valuestring);
-                vf_write(path, p, (size_t)((q ? q : end) - p));
+                vf_write(path, p, plen);
             }
             if (!q) break;
             p = q + sizeof vf_sep - 1;
@@ -747,7 +771,7 @@ int vene_fuzz_intervenable_load(const uint8_t *data, size_t size) {
     if (rc != VENE_OK) {
         if (iv) vf_fail("vene_intervenable_load failed but returned an intervenable");
         if (!err.msg[0]) vf_fail("vene_intervenable_load failed (%s) without a message", vene_status_name(rc));
-        return 1;
+        return vf_rejected("vene_intervenable_load", &err);
     }
     int N = vene_intervenable_count(iv);
     int32_t ids[2][5];
@@ -774,6 +798,110 @@ int vene_fuzz_intervenable_load(const uint8_t *data, size_t size) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- 6. experiment files */
+
+/* Input: an experiment.json (the `vene run` contract), optionally followed by "\nVFSEP!!\n"
+ * and the bytes of its inputs.safetensors. "model" is replaced by the absolute path of
+ * gpt2-tiny (a fuzzer cannot usefully pick folders); everything else goes to
+ * vene_experiment_run as written. A run that succeeds must leave a result file that opens. */
+int vene_fuzz_experiment_file(const uint8_t *data, size_t size) {
+    vf_single_thread();
+    char dir[PATH_MAX], path[PATH_MAX + 32], out[PATH_MAX + 32], model[PATH_MAX];
+    vf_scratch("experiment", dir, sizeof dir);
+    vf_clear_dir(dir);
+    const char *e = getenv("VENE_FUZZ_MODEL_DIR");
+    if (e && *e) snprintf(model, sizeof model, "%s", e);
+    else vf_path(model, sizeof model, "tests/fixtures/models/gpt2-tiny");
+    char absmodel[PATH_MAX];
+    if (!realpath(model, absmodel)) vf_fail("cannot find %s (set VENE_FUZZ_ROOT or VENE_FUZZ_MODEL_DIR)", model);
+    const uint8_t *end = data + size, *sep = vf_find_sep(data, end);
+    size_t jlen = sep ? (size_t)(sep - data) : size;
+    char *s = vf_cstr(data, jlen);
+    cJSON *j = cJSON_Parse(s);
+    free(s);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return 1;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "model");
+    cJSON_AddStringToObject(j, "model", absmodel);
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!text) return 1;
+    snprintf(path, sizeof path, "%s/experiment.json", dir);
+    vf_write(path, text, strlen(text));
+    free(text);
+    if (sep) {
+        const uint8_t *p = sep + sizeof vf_sep - 1;
+        snprintf(out, sizeof out, "%s/inputs.safetensors", dir);
+        vf_write(out, p, (size_t)(end - p));
+    }
+    snprintf(out, sizeof out, "%s/result.safetensors", dir);
+    vene_error err = {0};
+    int rc = vene_experiment_run(path, out, 1, &err);
+    if (rc != VENE_OK) {
+        if (!err.msg[0]) vf_fail("vene_experiment_run failed (%s) without a message", vene_status_name(rc));
+        return vf_rejected("vene_experiment_run", &err);
+    }
+    st_file *f = NULL;
+    if (st_open(out, &f, &err) != VENE_OK) vf_fail("vene_experiment_run succeeded but its result does not open: %s", err.msg);
+    st_close(f);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- 7. tokenizer files */
+
+/* Input: a tokenizer.json, or a vocab.json and a merges.txt separated by "\nVFSEP!!\n",
+ * loaded with vene_tokenizer_load from a folder. A tokenizer that loads encodes a few fixed
+ * strings and the input's first 256 bytes: when encoding succeeds the ids are in range and
+ * decode(encode(x)) == x. */
+int vene_fuzz_tokenizer_files(const uint8_t *data, size_t size) {
+    char dir[PATH_MAX], path[PATH_MAX + 32];
+    vf_scratch("tokenizer", dir, sizeof dir);
+    vf_clear_dir(dir);
+    const uint8_t *end = data + size, *sep = vf_find_sep(data, end);
+    if (sep) {
+        snprintf(path, sizeof path, "%s/vocab.json", dir);
+        vf_write(path, data, (size_t)(sep - data));
+        const uint8_t *p = sep + sizeof vf_sep - 1;
+        snprintf(path, sizeof path, "%s/merges.txt", dir);
+        vf_write(path, p, (size_t)(end - p));
+    } else {
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        vf_write(path, data, size);
+    }
+    vene_tokenizer *t = NULL;
+    vene_error err = {0};
+    int rc = vene_tokenizer_load(dir, &t, &err);
+    if (rc != VENE_OK) {
+        if (t) vf_fail("vene_tokenizer_load failed but returned a tokenizer");
+        if (!err.msg[0]) vf_fail("vene_tokenizer_load failed (%s) without a message", vene_status_name(rc));
+        return vf_rejected("vene_tokenizer_load", &err);
+    }
+    int V = vene_tokenizer_vocab_size(t);
+    if (V <= 0) vf_fail("a loaded tokenizer has vocab size %d", V);
+    const char *fixed[] = {"Hello world", " the capital of Spain is", "\xff\xfe\x00 \xc3\xa9!", "aaaaaaaaaaaaaaaa"};
+    for (int k = 0; k < 5; k++) {
+        const char *x = k < 4 ? fixed[k] : (const char *)data;
+        size_t n = k < 4 ? (k == 2 ? 7 : strlen(x)) : (size < 256 ? size : 256);
+        int32_t *ids = NULL;
+        size_t nid = 0;
+        if (vene_tokenize(t, x, n, &ids, &nid, &err) != VENE_OK) continue; /* e.g. a byte missing from the vocab */
+        for (size_t i = 0; i < nid; i++)
+            if (ids[i] < 0 || ids[i] >= V) vf_fail("id %d out of range (vocab %d)", ids[i], V);
+        char *back = NULL;
+        size_t blen = 0;
+        if (vene_detokenize(t, ids, nid, &back, &blen, &err) != VENE_OK)
+            vf_fail("ids from vene_tokenize do not decode: %s", err.msg);
+        if (blen != n || memcmp(back, x, n)) vf_fail("decode(encode(x)) != x for a loaded tokenizer (%zu -> %zu bytes)", n, blen);
+        vene_free(back);
+        vene_free(ids);
+    }
+    for (int32_t id = 0; id < V && id < 64; id++) vene_token_piece(t, id);
+    vene_tokenizer_free(t);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- teardown */
 
 void vene_fuzz_cleanup(void) {
@@ -796,4 +924,6 @@ static const struct {
     {"fuzz_config_json", vene_fuzz_config_json},
     {"fuzz_experiment", vene_fuzz_experiment},
     {"fuzz_intervenable_load", vene_fuzz_intervenable_load},
+    {"fuzz_experiment_file", vene_fuzz_experiment_file},
+    {"fuzz_tokenizer_files", vene_fuzz_tokenizer_files},
 };

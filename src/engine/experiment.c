@@ -339,6 +339,10 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(x.j, "config");
     if (!cJSON_IsObject(cfg)) { rc = vene_errorf(err, VENE_ERR_ARG, "config: expected an object with representations"); goto out; }
     if ((rc = vene_intervenable_from_json(x.m, cfg, &x.iv, err))) goto out;
+    if (seed && !cJSON_IsNull(seed) && !(cJSON_IsNumber(seed) && seed->valuedouble >= 0 && seed->valuedouble < 9007199254740992.0)) {
+        rc = vene_errorf(err, VENE_ERR_ARG, "seed: expected a non-negative integer");
+        goto out;
+    }
     if (cJSON_IsNumber(seed)) vene_intervenable_set_seed(x.iv, (uint64_t)seed->valuedouble);
     if ((rc = load_params(&x, err)) || (rc = load_sources_reps(&x, err))) goto out;
     if ((rc = parse_input(&x, cJSON_GetObjectItemCaseSensitive(x.j, "base"), &x.base, "base", err))) goto out;

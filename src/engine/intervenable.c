@@ -1,5 +1,6 @@
 /* pyvene's IntervenableModel: construction, source passes, the intervened base pass
  * (spec §4, §9). Source passes stop as soon as the deepest site they feed has fired. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,6 +133,11 @@ int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_inte
             break;
         }
         s->iv_owner = 1;
+        if (s->where.width > 0 && s->r.max_units > INT_MAX / s->where.width) {
+            rc = vene_errorf(err, VENE_ERR_RANGE, "config.representations[%d].max_number_of_units: %d units of width %d is too large",
+                             i, s->r.max_units, s->where.width);
+            break;
+        }
         int E = s->where.width > 0 ? s->where.width * s->r.max_units : -1;
         if ((rc = vene_iv_init(s->iv, (vene_iv_type)s->r.iv_type, E, s->r.low_rank, err))) {
             vene_error_prefix(err, "config.representations[%d]", i);

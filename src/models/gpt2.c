@@ -2,6 +2,7 @@
  * The forward reads top to bottom like the Hugging Face modules it mirrors; each
  * VENE_FIRE is one hook site, fired in the order PyTorch hooks would fire. */
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,7 @@ static int gpt2_load(vene_model *m, vene_error *err) {
         (rc = vene_config_int(c, file, "n_positions", &m->n_ctx, err)))
         return vene_error_prefix(err, "%s", m->dir);
     if (m->n_layer <= 0 || m->d_model <= 0 || m->n_head <= 0 || m->vocab_size <= 0 || m->n_ctx <= 0 ||
-        m->d_model % m->n_head != 0)
+        m->d_model % m->n_head != 0 || m->d_model > INT_MAX / 4)
         return vene_errorf(err, VENE_ERR_FORMAT,
                            "%s/config.json: inconsistent sizes (n_layer %d, n_embd %d, n_head %d, vocab_size %d, "
                            "n_positions %d): all must be positive and n_embd divisible by n_head",
@@ -116,6 +117,8 @@ static int gpt2_load(vene_model *m, vene_error *err) {
     m->n_kv_head = m->n_head;
     m->head_dim = m->d_model / m->n_head;
     m->d_ff = vene_config_int_opt(c, "n_inner", 4 * m->d_model);
+    if (m->d_ff <= 0)
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: n_inner %d must be positive", m->dir, m->d_ff);
     m->norm_eps = (float)vene_config_num_opt(c, "layer_norm_epsilon", 1e-5);
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "activation_function");
     if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu_new") != 0 &&
@@ -125,6 +128,13 @@ static int gpt2_load(vene_model *m, vene_error *err) {
     m->has_lm_head = strcmp(m->model_class, "GPT2LMHeadModel") == 0;
     m->path_prefix = m->has_lm_head ? "transformer." : "";
 
+    /* n_layer comes from config.json: check the weights have that many layers before
+     * allocating per-layer state */
+    char last[64];
+    snprintf(last, sizeof last, "h.%d.ln_1.weight", m->n_layer - 1);
+    if (!vene_weights_has(m->weights, last))
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: n_layer is %d but model.safetensors has no tensor \"%s\"",
+                           m->dir, m->n_layer, last);
     gpt2_weights *w = calloc(1, sizeof *w);
     if (!w) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     m->impl = w;

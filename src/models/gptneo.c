@@ -8,6 +8,7 @@
  * and a query sees only the window_size most recent keys, itself included); the
  * attention module is wrapped twice, h[l].attn (GPTNeoAttention) around
  * h[l].attn.attention (GPTNeoSelfAttention). */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,7 @@ static int neo_attention_kinds(const vene_model *m, const char **kinds, vene_err
         cJSON_ArrayForEach(item, types) {
             const cJSON *names = cJSON_GetArrayItem(item, 0), *reps = cJSON_GetArrayItem(item, 1);
             if (!cJSON_IsArray(item) || cJSON_GetArraySize(item) != 2 || !cJSON_IsArray(names) ||
-                !cJSON_IsNumber(reps) || reps->valuedouble < 0)
+                !cJSON_IsNumber(reps) || !(reps->valuedouble >= 0 && reps->valuedouble <= m->n_layer))
                 return vene_errorf(err, VENE_ERR_FORMAT,
                                    "%s/config.json: attention_types entries must be [[kind, ...], count]", m->dir);
             for (int r = 0; r < (int)reps->valuedouble; r++) {
@@ -150,6 +151,7 @@ static int neo_attention_kinds(const vene_model *m, const char **kinds, vene_err
                     if (n < m->n_layer) kinds[n] = k->valuestring;
                     n++;
                 }
+                if (n > m->n_layer) break; /* more kinds than layers: reported below */
             }
         }
     }
@@ -170,7 +172,7 @@ static int neo_load(vene_model *m, vene_error *err) {
         (rc = vene_config_int(c, file, "max_position_embeddings", &m->n_ctx, err)))
         return vene_error_prefix(err, "%s", m->dir);
     if (m->n_layer <= 0 || m->d_model <= 0 || m->n_head <= 0 || m->vocab_size <= 0 || m->n_ctx <= 0 ||
-        m->d_model % m->n_head != 0)
+        m->d_model % m->n_head != 0 || m->d_model > INT_MAX / 4)
         return vene_errorf(err, VENE_ERR_FORMAT,
                            "%s/config.json: inconsistent sizes (num_layers %d, hidden_size %d, num_heads %d, "
                            "vocab_size %d, max_position_embeddings %d): all must be positive and hidden_size "
@@ -191,6 +193,11 @@ static int neo_load(vene_model *m, vene_error *err) {
     m->has_lm_head = strcmp(m->model_class, "GPTNeoForCausalLM") == 0;
     m->path_prefix = m->has_lm_head ? "transformer." : "";
 
+    char last[64];
+    snprintf(last, sizeof last, "h.%d.ln_1.weight", m->n_layer - 1);
+    if (!vene_weights_has(m->weights, last))
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: num_layers is %d but model.safetensors has no tensor \"%s\"",
+                           m->dir, m->n_layer, last);
     neo_weights *w = calloc(1, sizeof *w);
     if (!w) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     m->impl = w;

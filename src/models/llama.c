@@ -8,6 +8,7 @@
  * Not modelled: the rotary_emb submodule (its output is the (cos, sin) pair, no hook site),
  * rope_scaling other than "linear", hidden_act other than silu. */
 #include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,7 +160,8 @@ static int llama_load(vene_model *m, vene_error *err) {
                            m->dir, m->d_model, m->n_head);
     m->head_dim = vene_config_int_opt(c, "head_dim", m->d_model / m->n_head);
     if (m->n_layer <= 0 || m->d_ff <= 0 || m->vocab_size <= 0 || m->n_ctx <= 0 || m->n_kv_head <= 0 ||
-        m->head_dim <= 0 || m->head_dim % 2 != 0 || m->n_head % m->n_kv_head != 0)
+        m->head_dim <= 0 || m->head_dim % 2 != 0 || m->n_head % m->n_kv_head != 0 ||
+        (int64_t)m->n_head * m->head_dim > INT_MAX)
         return vene_errorf(err, VENE_ERR_FORMAT,
                            "%s/config.json: inconsistent sizes (num_hidden_layers %d, hidden_size %d, "
                            "num_attention_heads %d, num_key_value_heads %d, head_dim %d, intermediate_size %d, "
@@ -188,6 +190,18 @@ static int llama_load(vene_model *m, vene_error *err) {
     static const char *const prefixes[] = {"model.", NULL};
     vene_weights_set_prefixes(m->weights, prefixes);
 
+    char last[96];
+    snprintf(last, sizeof last, "layers.%d.input_layernorm.weight", m->n_layer - 1);
+    if (!vene_weights_has(m->weights, last))
+        return vene_errorf(err, VENE_ERR_FORMAT,
+                           "%s/config.json: num_hidden_layers is %d but model.safetensors has no tensor \"%s\"", m->dir,
+                           m->n_layer, last);
+    const st_tensor *qt = NULL;
+    if (vene_weights_find(m->weights, "layers.0.self_attn.q_proj.weight", &qt) == VENE_OK && qt->ndim == 2 &&
+        qt->shape[0] != (int64_t)m->n_head * m->head_dim)
+        return vene_errorf(err, VENE_ERR_FORMAT,
+                           "%s/config.json: num_attention_heads %d x head_dim %d does not match q_proj (%lld rows)",
+                           m->dir, m->n_head, m->head_dim, (long long)qt->shape[0]);
     llama_weights *w = calloc(1, sizeof *w);
     if (!w) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     m->impl = w;

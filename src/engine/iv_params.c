@@ -229,6 +229,11 @@ static int finalize_rotation(vene_iv *iv, uint64_t seed, vene_error *err) {
         return vene_errorf(err, VENE_ERR_ARG, "%s: rotation is %d x %d (expected 0 < r <= E)", tn, E, r);
     size_t nr = (size_t)E * r, nE = (size_t)E * E;
     if (iv->W) return VENE_OK;
+    /* the E x E base and the O(E^3) initialisation: refuse sizes no config should ask for */
+    if (E > 16384)
+        return vene_errorf(err, VENE_ERR_MEMORY,
+                           "%s: a %d x %d rotation (embed_dim = width x max_number_of_units) is over the 16384 limit", tn,
+                           E, E);
     if (iv->original && iv->base) {
         float *W = malloc(sizeof(float) * nr);
         if (!W) return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory for a %d x %d rotation", tn, E, r);

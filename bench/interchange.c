@@ -10,7 +10,9 @@
  * is all the source pass needs. A call that stops the source pass early costs about
  * forward + partial; one that runs the source through costs about 2 x forward.
  *
- * Usage: bench_interchange [--quick]   (VENE_BENCH_MODEL=dir to use another GPT-2 folder) */
+ * Usage: bench_interchange [--quick]   (VENE_BENCH_MODEL=dir to use another GPT-2 folder)
+ *        bench_interchange --loop forward|partial|call THREADS N   (one kind of run, N
+ *                                            times, nothing else: for perf / valgrind) */
 #include "common.h"
 
 #define SEQ 16
@@ -82,6 +84,7 @@ static int check_effect(ctx *c) {
 }
 
 int main(int argc, char **argv) {
+    int loop = argc == 5 && strcmp(argv[1], "--loop") == 0;
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const int reps = quick ? 7 : 31;
     const char *dir = bench_gpt2_dir();
@@ -91,10 +94,6 @@ int main(int argc, char **argv) {
     vene_model_info info;
     vene_model_get_info(m, &info);
     int ncpu = bench_cpu_count(), tmax = ncpu >= 2 ? 2 : 1;
-    printf("vene interchange benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs\n", dir, ncpu);
-    printf("  VanillaIntervention at block_output layer %d, unit pos, position %d; base and source 1 x %d tokens\n",
-           LAYER, POS, SEQ);
-    bench_note_load("at start");
 
     int32_t base_ids[SEQ], src_ids[SEQ];
     bench_fill_ids(base_ids, SEQ, 11, info.vocab_size);
@@ -111,6 +110,23 @@ int main(int argc, char **argv) {
     int site = -1, layer = -1;
     if (vene_model_find_site(m, "h[6].output", &site, &layer, &err)) bench_die("find site h[6].output", &err);
 
+    if (loop) {
+        bench_fn fn = strcmp(argv[2], "forward") == 0 ? run_forward
+                      : strcmp(argv[2], "partial") == 0 ? run_partial
+                                                        : run_interchange;
+        if (fn == run_partial && vene_run_add_hook(c.rs, site, layer, stop_hook, NULL, &err)) bench_die("add hook", &err);
+        bench_set_threads(atoi(argv[3]));
+        double share = 0, ms = bench_median_ms(1, atoi(argv[4]), fn, &c, &share);
+        printf("%s, %s threads: median %.2f ms over %s runs (cpu/wall %.2f)\n", argv[2], argv[3], ms, argv[4], share);
+        vene_intervenable_free(c.iv);
+        vene_run_free(c.rs);
+        vene_model_free(m);
+        return 0;
+    }
+    printf("vene interchange benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs\n", dir, ncpu);
+    printf("  VanillaIntervention at block_output layer %d, unit pos, position %d; base and source 1 x %d tokens\n",
+           LAYER, POS, SEQ);
+    bench_note_load("at start");
     bench_set_threads(tmax);
     int effective = check_effect(&c);
 
@@ -134,14 +150,18 @@ int main(int argc, char **argv) {
 
     printf("\n%3s %11s %13s %14s %13s %9s %10s %8s %5s\n", "thr", "forward-ms", "to-h[6]-ms", "interchange-ms",
            "fwd+partial", "2 x fwd", "/forward", "early", "cpu");
-    int early[3] = {0};
+    int early[3] = {0}, n_starved = 0;
     for (int t = 1; t <= tmax; t++) {
         double expect_early = fwd[t] + part[t], expect_full = 2 * fwd[t];
         /* nearer to forward + partial than to two full forwards */
         early[t] = ivc[t] < 0.5 * (expect_early + expect_full);
-        printf("%3d %11.2f %13.2f %14.2f %13.2f %9.2f %10.2f %8s %5.2f\n", t, fwd[t], part[t], ivc[t], expect_early,
-               expect_full, ivc[t] / fwd[t], early[t] ? "yes" : "NO", cpu[t]);
+        printf("%3d %11.2f %13.2f %14.2f %13.2f %9.2f %10.2f %8s %4.2f%s\n", t, fwd[t], part[t], ivc[t], expect_early,
+               expect_full, ivc[t] / fwd[t], early[t] ? "yes" : "NO", cpu[t], cpu[t] < 0.85 * t ? "*" : "");
+        n_starved += cpu[t] < 0.85 * t;
     }
+    if (n_starved)
+        printf("  * cpu (process CPU time / wall time during the calls) well below the thread count: other\n"
+               "    processes held the CPUs, so that row is pessimistic; rerun on an idle machine\n");
     printf("  overhead of the call beyond forward + partial (%d threads): %.2f ms (gather/scatter, output copies, "
            "JSON)\n",
            tmax, ivc[tmax] - fwd[tmax] - part[tmax]);

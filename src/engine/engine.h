@@ -98,6 +98,12 @@ struct vene_intervenable {
 
 int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_intervenable **out, vene_error *err);
 
+/* generate.c: greedy decoding of tmpl->base (batch 1) with the call's sources and constant
+ * sources; plain = no interventions. *out (B = 1 row of *n_out ids, prompt included) is
+ * released with free(). */
+int vene_generate_greedy(vene_intervenable *iv, const vene_call *tmpl, const cJSON *ul, int intervene_on_prompt, int plain,
+                         int max_total, int eos, int64_t **out, int *n_out, vene_error *err);
+
 /* locations.c */
 int vene_locs_parse(vene_intervenable *iv, const cJSON *ul, int B, vene_error *err);
 int vene_loc_from_json(const cJSON *v, int two_level, int B, vene_loc *out, const char *what, vene_error *err);

@@ -242,7 +242,8 @@ static void ctx_free(exp_ctx *x) {
     cJSON_Delete(x->j);
 }
 
-static int known_output(const char *o) {
+static int known_output(const char *o, int generate) {
+    if (generate) return !strcmp(o, "generated.original") || !strcmp(o, "generated.intervened");
     return !strcmp(o, "original.logits") || !strcmp(o, "intervened.logits") || !strcmp(o, "original.last_hidden_state") ||
            !strcmp(o, "intervened.last_hidden_state") || !strncmp(o, "collected.", 10);
 }
@@ -283,6 +284,58 @@ static void print_top(const char *label, const vene_tensor *logits, vene_tokeniz
     fputc('\n', stderr);
 }
 
+/* run "generate" (contract §8.3): greedy decoding, unintervened and intervened. */
+static int run_generate(exp_ctx *x, const vene_call *call, const cJSON *ulj, const char *out_path, int quiet,
+                        vene_error *err) {
+    const cJSON *g = cJSON_GetObjectItemCaseSensitive(x->j, "generate");
+    if (!cJSON_IsObject(g)) return vene_errorf(err, VENE_ERR_ARG, "generate: expected an object for run \"generate\"");
+    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(g, "max_length");
+    const cJSON *mn = cJSON_GetObjectItemCaseSensitive(g, "max_new_tokens");
+    const cJSON *iop = cJSON_GetObjectItemCaseSensitive(g, "intervene_on_prompt");
+    for (const cJSON *c = g->child; c; c = c->next)
+        if (strcmp(c->string, "max_length") && strcmp(c->string, "max_new_tokens") && strcmp(c->string, "intervene_on_prompt"))
+            return vene_errorf(err, VENE_ERR_ARG, "generate: unknown key \"%s\"", c->string);
+    int P = call->base->seq, total;
+    if (cJSON_IsNumber(ml) && ml->valuedouble >= 1 && ml->valuedouble <= 1e6) total = (int)ml->valuedouble;
+    else if (cJSON_IsNumber(mn) && mn->valuedouble >= 0 && mn->valuedouble <= 1e6) total = P + (int)mn->valuedouble;
+    else return vene_errorf(err, VENE_ERR_ARG, "generate: needs max_length or max_new_tokens (a positive integer)");
+    if (iop && !cJSON_IsBool(iop)) return vene_errorf(err, VENE_ERR_ARG, "generate.intervene_on_prompt: expected true or false");
+    int on_prompt = cJSON_IsTrue(iop);
+    int eos = vene_config_int_opt(x->m->config, "eos_token_id", -1);
+    int64_t *ids[2] = {NULL, NULL};
+    int n[2] = {0, 0}, rc = VENE_OK;
+    for (int w = 0; w < 2 && !rc; w++)
+        rc = vene_generate_greedy(x->iv, call, ulj, on_prompt, w == 0, total, eos, &ids[w], &n[w], err);
+    st_writer *wr = rc ? NULL : st_writer_new();
+    if (!rc && !wr) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(x->j, "outputs"), *o;
+    cJSON_ArrayForEach(o, outputs) {
+        if (rc) break;
+        int w = !strcmp(o->valuestring, "generated.intervened");
+        int64_t shape[2] = {1, n[w]};
+        rc = st_writer_add(wr, o->valuestring, ST_I64, 2, shape, ids[w], err);
+    }
+    if (!rc) rc = st_writer_save(wr, out_path, err);
+    st_writer_free(wr);
+    if (!rc && !quiet) {
+        if (!x->tok) vene_tokenizer_load(x->m->dir, &x->tok, NULL);
+        for (int w = 0; w < 2; w++) {
+            fprintf(stderr, "%-11s", w ? "intervened" : "original");
+            for (int i = 0; i < n[w] && x->tok; i++) {
+                int32_t id = (int32_t)ids[w][i];
+                char *p = NULL;
+                size_t len = 0;
+                if (vene_detokenize(x->tok, &id, 1, &p, &len, NULL) == VENE_OK) fputs(p, stderr);
+                vene_free(p);
+            }
+            fputc('\n', stderr);
+        }
+    }
+    free(ids[0]);
+    free(ids[1]);
+    return rc;
+}
+
 int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_error *err) {
     exp_ctx x;
     memset(&x, 0, sizeof x);
@@ -319,8 +372,9 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     if (cls && !cJSON_IsNull(cls) && !cJSON_IsString(cls)) { rc = vene_errorf(err, VENE_ERR_ARG, "model_class: expected a string or null"); goto out; }
     if (!cJSON_IsString(run)) { rc = vene_errorf(err, VENE_ERR_ARG, "run: expected \"forward\", \"backward\" or \"generate\""); goto out; }
     if (!cJSON_IsArray(outputs)) { rc = vene_errorf(err, VENE_ERR_ARG, "outputs: expected a list of output names"); goto out; }
-    if (strcmp(run->valuestring, "forward")) {
-        rc = strcmp(run->valuestring, "backward") && strcmp(run->valuestring, "generate")
+    int generate = !strcmp(run->valuestring, "generate");
+    if (strcmp(run->valuestring, "forward") && !generate) {
+        rc = strcmp(run->valuestring, "backward")
                  ? vene_errorf(err, VENE_ERR_ARG, "run: unknown run kind \"%s\"", run->valuestring)
                  : vene_errorf(err, VENE_ERR_UNSUPPORTED, "run: \"%s\" runs are not supported yet", run->valuestring);
         goto out;
@@ -366,7 +420,7 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     int want_orig = 0;
     int i = 0;
     for (const cJSON *o = outputs->child; o; o = o->next, i++) {
-        if (!cJSON_IsString(o) || !known_output(o->valuestring)) {
+        if (!cJSON_IsString(o) || !known_output(o->valuestring, generate)) {
             rc = vene_errorf(err, VENE_ERR_ARG, "outputs[%d]: unknown output \"%s\"", i, cJSON_IsString(o) ? o->valuestring : "?");
             free(sb);
             goto out;
@@ -385,7 +439,14 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     if (ulj && !cJSON_IsNull(ulj)) ul = cJSON_PrintUnformatted(ulj);
     if (ssj && !cJSON_IsNull(ssj)) ss = cJSON_PrintUnformatted(ssj);
     vene_call call = {.base = &x.base.b, .sources = sb, .n_sources = x.n_srcs, .unit_locations = ul, .subspaces = ss,
-                      .source_reps = x.rep_ptrs, .output_original = want_orig || (!quiet && x.m->has_lm_head)};
+                      .source_reps = x.rep_ptrs, .output_original = want_orig || (!quiet && x.m->has_lm_head && !generate)};
+    if (generate) {
+        rc = run_generate(&x, &call, ulj, out_path, quiet, err);
+        free(ul);
+        free(ss);
+        free(sb);
+        goto out;
+    }
     rc = vene_intervenable_forward(x.iv, &call, err);
     free(ul);
     free(ss);

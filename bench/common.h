@@ -424,11 +424,11 @@ static inline double bench_loadavg(void) {
     return getloadavg(l, 1) == 1 ? l[0] : -1.0;
 }
 
-static inline void bench_note_load(const char *when) {
+static inline void bench_note_load(const char *when, int warn) {
     double l = bench_loadavg();
     int n = bench_cpu_count();
     printf("load average (1 min) %s: %.2f on %d CPUs%s\n", when, l, n,
-           l > n - 0.5 ? "  <- other work is running: figures are pessimistic" : "");
+           warn && l > n - 0.5 ? "  <- other work is running: figures are pessimistic" : "");
 }
 
 /* The closing lines: one per headline figure, "BENCH <name> <value> <unit>". */

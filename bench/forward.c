@@ -6,7 +6,7 @@
  *  - the memory-bound floor: float32 weight bytes / measured streaming-read bandwidth,
  *  - the compute-bound floor: forward FLOPs / sgemm rate,
  *  - the GEMM-only time: the forward's own matrix products (same shapes, same weights,
- *    same BLAS calls) without anything else, i.e. what the non-GEMM work costs.
+ *    same vk_linear_* kernels) without anything else, i.e. what the non-GEMM work costs.
  * Also: peak RSS against the weight bytes, and the cost of one no-op hook.
  * Forward and GEMM-only runs alternate in rounds, and the yardsticks are the best of a
  * pass before and one after, so a burst of other work on a shared machine skews less. 
@@ -16,6 +16,7 @@
  *                                            perf record / valgrind) */
 #include "common.h"
 
+#include "core/kernels.h"
 #include "io/safetensors.h"
 
 #define SEQ 16
@@ -52,7 +53,8 @@ static double forward_flops(const vene_model_info *in, int B, int S) {
     return linear + attn;
 }
 
-/* The forward's matrix products alone, with the model's own (mmapped) weights. */
+/* The forward's matrix products alone, with the model's own (mmapped) weights, through
+ * the library's own linear kernels (so the column follows whatever path they take). */
 typedef struct gemm_ctx {
     const float *w[4 * BENCH_L];  /* c_attn, attn.c_proj, c_fc, mlp.c_proj per layer */
     const float *wte;
@@ -65,12 +67,12 @@ static int run_gemms(void *user) {
     const int D = BENCH_D, F = 4 * BENCH_D, T = g->T;
     for (int l = 0; l < BENCH_L; l++) {
         const float *const *w = g->w + 4 * l;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, 3 * D, D, 1.0f, g->x, D, w[0], 3 * D, 0.0f, g->y, 3 * D);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, D, 1.0f, g->x, D, w[1], D, 0.0f, g->y, D);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, F, D, 1.0f, g->x, D, w[2], F, 0.0f, g->y, F);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, F, 1.0f, g->x, F, w[3], D, 0.0f, g->y, D);
+        vk_linear_in_out(g->x, w[0], NULL, g->y, T, D, 3 * D);
+        vk_linear_in_out(g->x, w[1], NULL, g->y, T, D, D);
+        vk_linear_in_out(g->x, w[2], NULL, g->y, T, D, F);
+        vk_linear_in_out(g->x, w[3], NULL, g->y, T, F, D);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, BENCH_V, D, 1.0f, g->x, D, g->wte, D, 0.0f, g->y, BENCH_V);
+    vk_linear_out_in(g->x, g->wte, NULL, g->y, T, D, BENCH_V);
     return 0;
 }
 
@@ -121,7 +123,7 @@ int main(int argc, char **argv) {
     int tmax = ncpu >= 2 ? 2 : 1;
     printf("vene forward benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs\n", dir, ncpu);
     printf("  %lld parameters, %.1f MB float32 weights (mmapped)\n", (long long)info.n_params, wbytes / 1e6);
-    bench_note_load("at start");
+    bench_note_load("at start", 1);
 
     int32_t *ids = malloc(sizeof(int32_t) * 32 * SEQ);
     if (!ids) bench_die("out of memory", NULL);
@@ -215,6 +217,9 @@ int main(int argc, char **argv) {
     vene_run_clear_hooks(rs);
     if (fired != hreps) bench_die("the no-op hook did not fire once per hooked forward", NULL);
     double hook_ms = bench_median(th, hreps), nohook_ms = bench_median(tn, hreps);
+    /* run-to-run noise: median absolute deviation of the un-hooked runs */
+    for (int i = 0; i < hreps; i++) tn[i] = fabs(tn[i] - nohook_ms);
+    double noise_ms = bench_median(tn, hreps);
     free(th);
     free(tn);
 
@@ -261,14 +266,14 @@ int main(int argc, char **argv) {
         printf("  * cpu well below the thread count: other processes held the CPUs during that row, so it (and\n"
                "    possibly the yardsticks) is pessimistic; rerun on an idle machine\n");
     printf("\nhooks (1x%d, %d threads, medians of %d interleaved pairs): none %.3f ms, one no-op on h[6].output %.3f ms "
-           "(%+.2f%%)\n",
-           SEQ, tmax, hreps, nohook_ms, hook_ms, 100.0 * (hook_ms - nohook_ms) / nohook_ms);
+           "(%+.2f%%; run-to-run noise +-%.2f%%)\n",
+           SEQ, tmax, hreps, nohook_ms, hook_ms, 100.0 * (hook_ms - nohook_ms) / nohook_ms, 100.0 * noise_ms / nohook_ms);
     printf("memory: peak RSS %.1f MB after the 1x%d forwards (%.3f x weights), %.1f MB after 32x%d (%.3f x weights)\n",
            rss_after[0] / 1e6, SEQ, rss_after[0] / wbytes, rss_after[1] / 1e6, SEQ, rss_after[1] / wbytes);
     printf("  (RSS counts the touched pages of the mmapped weights; 32x%d adds its run scratch, mostly %.0f MB of "
            "logits)\n",
            SEQ, 32.0 * SEQ * info.vocab_size * 4 / 1e6);
-    bench_note_load("at end (includes this benchmark)");
+    bench_note_load("at end (includes this benchmark)", 0);
     printf("\n");
 
     for (int bi = 0; bi < 2; bi++)
@@ -293,6 +298,7 @@ int main(int argc, char **argv) {
     bench_line("peak_rss_over_weights", rss_after[0] / wbytes, "ratio");
     bench_line("peak_rss_b32_over_weights", rss_after[1] / wbytes, "ratio");
     bench_line("hook_overhead_pct", 100.0 * (hook_ms - nohook_ms) / nohook_ms, "%");
+    bench_line("hook_noise_pct", 100.0 * noise_ms / nohook_ms, "%");
 
     free(ids);
     vene_run_free(rs);

@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
     printf("vene interchange benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs\n", dir, ncpu);
     printf("  VanillaIntervention at block_output layer %d, unit pos, position %d; base and source 1 x %d tokens\n",
            LAYER, POS, SEQ);
-    bench_note_load("at start");
+    bench_note_load("at start", 1);
     bench_set_threads(tmax);
     int effective = check_effect(&c);
 
@@ -169,7 +169,7 @@ int main(int argc, char **argv) {
            early[tmax] ? "yes" : "NO", POS, effective ? "yes" : "NO");
     printf("  pyvene on this machine (from the issue, not measured here): ~157 ms per call, ~90 ms plain forward;"
            " target <= 25 ms\n");
-    bench_note_load("at end (includes this benchmark)");
+    bench_note_load("at end (includes this benchmark)", 0);
     printf("\n");
 
     bench_line("interchange_ms", ivc[tmax], "ms");

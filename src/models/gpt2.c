@@ -90,13 +90,6 @@ typedef struct gpt2_weights {
 
 static const char *const gpt2_classes[] = {"GPT2LMHeadModel", "GPT2Model", NULL};
 
-static int get_w(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
-                 vene_error *err) {
-    int64_t shape[2] = {a, b};
-    int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
-    if (rc == VENE_OK) m->n_params += ndim == 1 ? a : a * b;
-    return rc;
-}
 
 static int gpt2_load(vene_model *m, vene_error *err) {
     const cJSON *c = m->config;
@@ -141,10 +134,10 @@ static int gpt2_load(vene_model *m, vene_error *err) {
     w->layers = calloc((size_t)m->n_layer, sizeof *w->layers);
     if (!w->layers) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     int D = m->d_model, F = m->d_ff;
-    if ((rc = get_w(m, "wte.weight", 2, m->vocab_size, D, &w->wte, err)) ||
-        (rc = get_w(m, "wpe.weight", 2, m->n_ctx, D, &w->wpe, err)) ||
-        (rc = get_w(m, "ln_f.weight", 1, D, 0, &w->lnf_g, err)) ||
-        (rc = get_w(m, "ln_f.bias", 1, D, 0, &w->lnf_b, err)))
+    if ((rc = vene_model_weight(m, "wte.weight", 2, m->vocab_size, D, &w->wte, err)) ||
+        (rc = vene_model_weight(m, "wpe.weight", 2, m->n_ctx, D, &w->wpe, err)) ||
+        (rc = vene_model_weight(m, "ln_f.weight", 1, D, 0, &w->lnf_g, err)) ||
+        (rc = vene_model_weight(m, "ln_f.bias", 1, D, 0, &w->lnf_b, err)))
         return rc;
     for (int l = 0; l < m->n_layer; l++) {
         gpt2_layer *L = &w->layers[l];
@@ -153,12 +146,12 @@ static int gpt2_load(vene_model *m, vene_error *err) {
                                   "attn.c_proj.weight", "attn.c_proj.bias", "ln_2.weight", "ln_2.bias",
                                   "mlp.c_fc.weight", "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"};
         for (int i = 0; i < 12; i++) snprintf(n[i], sizeof n[i], "h.%d.%s", l, suffix[i]);
-        if ((rc = get_w(m, n[0], 1, D, 0, &L->ln1_g, err)) || (rc = get_w(m, n[1], 1, D, 0, &L->ln1_b, err)) ||
-            (rc = get_w(m, n[2], 2, D, 3 * D, &L->attn_w, err)) || (rc = get_w(m, n[3], 1, 3 * D, 0, &L->attn_b, err)) ||
-            (rc = get_w(m, n[4], 2, D, D, &L->proj_w, err)) || (rc = get_w(m, n[5], 1, D, 0, &L->proj_b, err)) ||
-            (rc = get_w(m, n[6], 1, D, 0, &L->ln2_g, err)) || (rc = get_w(m, n[7], 1, D, 0, &L->ln2_b, err)) ||
-            (rc = get_w(m, n[8], 2, D, F, &L->fc_w, err)) || (rc = get_w(m, n[9], 1, F, 0, &L->fc_b, err)) ||
-            (rc = get_w(m, n[10], 2, F, D, &L->mproj_w, err)) || (rc = get_w(m, n[11], 1, D, 0, &L->mproj_b, err)))
+        if ((rc = vene_model_weight(m, n[0], 1, D, 0, &L->ln1_g, err)) || (rc = vene_model_weight(m, n[1], 1, D, 0, &L->ln1_b, err)) ||
+            (rc = vene_model_weight(m, n[2], 2, D, 3 * D, &L->attn_w, err)) || (rc = vene_model_weight(m, n[3], 1, 3 * D, 0, &L->attn_b, err)) ||
+            (rc = vene_model_weight(m, n[4], 2, D, D, &L->proj_w, err)) || (rc = vene_model_weight(m, n[5], 1, D, 0, &L->proj_b, err)) ||
+            (rc = vene_model_weight(m, n[6], 1, D, 0, &L->ln2_g, err)) || (rc = vene_model_weight(m, n[7], 1, D, 0, &L->ln2_b, err)) ||
+            (rc = vene_model_weight(m, n[8], 2, D, F, &L->fc_w, err)) || (rc = vene_model_weight(m, n[9], 1, F, 0, &L->fc_b, err)) ||
+            (rc = vene_model_weight(m, n[10], 2, F, D, &L->mproj_w, err)) || (rc = vene_model_weight(m, n[11], 1, D, 0, &L->mproj_b, err)))
             return rc;
     }
     return VENE_OK;
@@ -198,11 +191,6 @@ static int gpt2_component_width(const vene_model *m, const vene_component_def *c
     return m->d_model;
 }
 
-#define ALLOC(ptr, n)                                                                   \
-    do {                                                                                \
-        (ptr) = vene_arena_floats(&rs->arena, (n));                                     \
-        if (!(ptr)) return vene_errorf(err, VENE_ERR_MEMORY, "run arena exhausted (sizing bug)"); \
-    } while (0)
 
 static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
@@ -210,19 +198,19 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const int B = in->batch, S = in->seq, T = B * S, D = m->d_model, F = m->d_ff, H = m->n_head;
     const int hd = m->head_dim;
     float *emb, *pos, *x, *a, *qkv, *probs, *merged, *proj, *x2, *b2, *fc, *act, *mout;
-    ALLOC(emb, (size_t)T * D);
-    ALLOC(pos, (size_t)T * D);
-    ALLOC(x, (size_t)T * D);
-    ALLOC(a, (size_t)T * D);
-    ALLOC(qkv, (size_t)T * 3 * D);
-    ALLOC(probs, (size_t)B * H * S * S);
-    ALLOC(merged, (size_t)T * D);
-    ALLOC(proj, (size_t)T * D);
-    ALLOC(x2, (size_t)T * D);
-    ALLOC(b2, (size_t)T * D);
-    ALLOC(fc, (size_t)T * F);
-    ALLOC(act, (size_t)T * F);
-    ALLOC(mout, (size_t)T * D);
+    VENE_ALLOC(emb, (size_t)T * D);
+    VENE_ALLOC(pos, (size_t)T * D);
+    VENE_ALLOC(x, (size_t)T * D);
+    VENE_ALLOC(a, (size_t)T * D);
+    VENE_ALLOC(qkv, (size_t)T * 3 * D);
+    VENE_ALLOC(probs, (size_t)B * H * S * S);
+    VENE_ALLOC(merged, (size_t)T * D);
+    VENE_ALLOC(proj, (size_t)T * D);
+    VENE_ALLOC(x2, (size_t)T * D);
+    VENE_ALLOC(b2, (size_t)T * D);
+    VENE_ALLOC(fc, (size_t)T * F);
+    VENE_ALLOC(act, (size_t)T * F);
+    VENE_ALLOC(mout, (size_t)T * D);
     vene_tensor tE = vene_tensor_3d(emb, B, S, D), tP = vene_tensor_3d(pos, B, S, D);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tA = vene_tensor_3d(a, B, S, D);
     vene_tensor tQKV = vene_tensor_3d(qkv, B, S, 3 * D), tPr = vene_tensor_4d(probs, B, H, S, S);
@@ -289,14 +277,14 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_H_OUT, l, &tX, err);
     }
     float *hid, *logits = NULL;
-    ALLOC(hid, (size_t)T * D);
+    VENE_ALLOC(hid, (size_t)T * D);
     rs->last_hidden = vene_tensor_3d(hid, B, S, D);
     VENE_FIRE(rs, S_LNF_IN, -1, &tX, err);
     vk_layernorm(x, w->lnf_g, w->lnf_b, hid, T, D, m->norm_eps);
     VENE_FIRE(rs, S_LNF_OUT, -1, &rs->last_hidden, err);
     if (m->has_lm_head) {
         VENE_FIRE(rs, S_HEAD_IN, -1, &rs->last_hidden, err);
-        ALLOC(logits, (size_t)T * m->vocab_size);
+        VENE_ALLOC(logits, (size_t)T * m->vocab_size);
         vk_linear_out_in(hid, w->wte, NULL, logits, T, D, m->vocab_size);
         rs->logits = vene_tensor_3d(logits, B, S, m->vocab_size);
         rs->has_logits = 1;

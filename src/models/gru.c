@@ -101,13 +101,6 @@ typedef struct gru_weights {
     int n_labels, include_emb;
 } gru_weights;
 
-static int get_w(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
-                 vene_error *err) {
-    int64_t shape[2] = {a, b};
-    int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
-    if (rc == VENE_OK) m->n_params += ndim == 1 ? a : a * b;
-    return rc;
-}
 
 /* Optional int key with a default; present but not an integer is an error. */
 static int cfg_int(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
@@ -159,8 +152,8 @@ static int gru_load(vene_model *m, vene_error *err) {
     w->cells = calloc((size_t)m->n_layer, sizeof *w->cells);
     if (!w->cells) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     const int D = m->d_model;
-    if (include_emb && ((rc = get_w(m, "wte.weight", 2, m->vocab_size, D, &w->wte, err)) ||
-                        (rc = get_w(m, "wpe.weight", 2, m->n_ctx, D, &w->wpe, err))))
+    if (include_emb && ((rc = vene_model_weight(m, "wte.weight", 2, m->vocab_size, D, &w->wte, err)) ||
+                        (rc = vene_model_weight(m, "wpe.weight", 2, m->n_ctx, D, &w->wpe, err))))
         return rc;
     for (int l = 0; l < m->n_layer; l++) {
         gru_cell *c = &w->cells[l];
@@ -169,13 +162,13 @@ static int gru_load(vene_model *m, vene_error *err) {
         snprintf(n[1], sizeof n[1], "cells.%d.x2h.bias", l);
         snprintf(n[2], sizeof n[2], "cells.%d.h2h.weight", l);
         snprintf(n[3], sizeof n[3], "cells.%d.h2h.bias", l);
-        if ((rc = get_w(m, n[0], 2, 3 * D, D, &c->wx, err)) ||
-            (include_bias && (rc = get_w(m, n[1], 1, 3 * D, 0, &c->bx, err))) ||
-            (rc = get_w(m, n[2], 2, 3 * D, D, &c->wh, err)) ||
-            (include_bias && (rc = get_w(m, n[3], 1, 3 * D, 0, &c->bh, err))))
+        if ((rc = vene_model_weight(m, n[0], 2, 3 * D, D, &c->wx, err)) ||
+            (include_bias && (rc = vene_model_weight(m, n[1], 1, 3 * D, 0, &c->bx, err))) ||
+            (rc = vene_model_weight(m, n[2], 2, 3 * D, D, &c->wh, err)) ||
+            (include_bias && (rc = vene_model_weight(m, n[3], 1, 3 * D, 0, &c->bh, err))))
             return rc;
     }
-    if (m->has_lm_head && (rc = get_w(m, "score.weight", 2, n_labels, D, &w->score_w, err))) return rc;
+    if (m->has_lm_head && (rc = vene_model_weight(m, "score.weight", 2, n_labels, D, &w->score_w, err))) return rc;
     return VENE_OK;
 }
 
@@ -241,11 +234,6 @@ static void tanh_(const float *x, float *out, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = (float)tanh((double)x[i]);
 }
 
-#define ALLOC(ptr, n)                                                                   \
-    do {                                                                                \
-        (ptr) = vene_arena_floats(&rs->arena, (n));                                     \
-        if (!(ptr)) return vene_errorf(err, VENE_ERR_MEMORY, "run arena exhausted (sizing bug)"); \
-    } while (0)
 
 static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
@@ -261,16 +249,16 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         return vene_errorf(err, VENE_ERR_ARG, "%s: position ids given but config.json has include_emb false (no wpe)",
                            m->model_class);
     float *x, *pos, *xt, *h0, *ring = NULL, *top, *a, *c, *g, *stack;
-    ALLOC(x, (size_t)T * D);
-    ALLOC(pos, (size_t)T * D);
-    ALLOC(xt, BD);
-    ALLOC(h0, (size_t)L * BD);
-    if (L > 1) ALLOC(ring, 2 * (size_t)(L - 1) * BD);
-    ALLOC(top, (size_t)S * BD);
-    ALLOC(a, (size_t)B * D3);
-    ALLOC(c, (size_t)B * D3);
-    ALLOC(g, 6 * BD);
-    ALLOC(stack, (size_t)T * D);
+    VENE_ALLOC(x, (size_t)T * D);
+    VENE_ALLOC(pos, (size_t)T * D);
+    VENE_ALLOC(xt, BD);
+    VENE_ALLOC(h0, (size_t)L * BD);
+    if (L > 1) VENE_ALLOC(ring, 2 * (size_t)(L - 1) * BD);
+    VENE_ALLOC(top, (size_t)S * BD);
+    VENE_ALLOC(a, (size_t)B * D3);
+    VENE_ALLOC(c, (size_t)B * D3);
+    VENE_ALLOC(g, 6 * BD);
+    VENE_ALLOC(stack, (size_t)T * D);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tP = vene_tensor_3d(pos, B, S, D);
 
     if (in->embeds) {
@@ -355,8 +343,8 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     rs->last_hidden = vene_tensor_3d(stack, B, S, D);
     if (m->has_lm_head) {
         float *pooled, *logits;
-        ALLOC(pooled, BD);
-        ALLOC(logits, (size_t)B * C);
+        VENE_ALLOC(pooled, BD);
+        VENE_ALLOC(logits, (size_t)B * C);
         for (int b = 0; b < B; b++) {
             /* sequence_lengths = attention_mask.sum(-1) - 1 (or S - 1); index -1 wraps */
             int idx = S - 1;

@@ -94,23 +94,16 @@ typedef struct llama_weights {
 
 static const char *const llama_classes[] = {"LlamaForCausalLM", "LlamaModel", NULL};
 
-static int get_w(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
-                 vene_error *err) {
-    int64_t shape[2] = {a, b};
-    int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
-    if (rc == VENE_OK) m->n_params += ndim == 1 ? a : a * b;
-    return rc;
-}
 
 /* A Linear [out, in] weight and, when `bias`, its [out] bias. */
 static int get_linear(vene_model *m, int l, const char *mod, int in, int out, int bias, const float **w,
                       const float **b, vene_error *err) {
     char n[160];
     snprintf(n, sizeof n, "layers.%d.%s.weight", l, mod);
-    int rc = get_w(m, n, 2, out, in, w, err);
+    int rc = vene_model_weight(m, n, 2, out, in, w, err);
     if (rc || !bias) return rc;
     snprintf(n, sizeof n, "layers.%d.%s.bias", l, mod);
-    return get_w(m, n, 1, out, 0, b, err);
+    return vene_model_weight(m, n, 1, out, 0, b, err);
 }
 
 static int config_bool(const cJSON *c, const char *key, int dflt) {
@@ -211,20 +204,20 @@ static int llama_load(vene_model *m, vene_error *err) {
     vk_rope_inv_freq(w->inv_freq, m->head_dim, theta, rope_factor);
 
     const int D = m->d_model, F = m->d_ff, Q = m->n_head * m->head_dim, KV = m->n_kv_head * m->head_dim;
-    if ((rc = get_w(m, "embed_tokens.weight", 2, m->vocab_size, D, &w->embed, err)) ||
-        (rc = get_w(m, "norm.weight", 1, D, 0, &w->norm, err)))
+    if ((rc = vene_model_weight(m, "embed_tokens.weight", 2, m->vocab_size, D, &w->embed, err)) ||
+        (rc = vene_model_weight(m, "norm.weight", 1, D, 0, &w->norm, err)))
         return rc;
     for (int l = 0; l < m->n_layer; l++) {
         llama_layer *L = &w->layers[l];
         char n1[96], n2[96];
         snprintf(n1, sizeof n1, "layers.%d.input_layernorm.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.post_attention_layernorm.weight", l);
-        if ((rc = get_w(m, n1, 1, D, 0, &L->ln1, err)) ||
+        if ((rc = vene_model_weight(m, n1, 1, D, 0, &L->ln1, err)) ||
             (rc = get_linear(m, l, "self_attn.q_proj", D, Q, attn_bias, &L->q_w, &L->q_b, err)) ||
             (rc = get_linear(m, l, "self_attn.k_proj", D, KV, attn_bias, &L->k_w, &L->k_b, err)) ||
             (rc = get_linear(m, l, "self_attn.v_proj", D, KV, attn_bias, &L->v_w, &L->v_b, err)) ||
             (rc = get_linear(m, l, "self_attn.o_proj", Q, D, attn_bias, &L->o_w, &L->o_b, err)) ||
-            (rc = get_w(m, n2, 1, D, 0, &L->ln2, err)) ||
+            (rc = vene_model_weight(m, n2, 1, D, 0, &L->ln2, err)) ||
             (rc = get_linear(m, l, "mlp.gate_proj", D, F, mlp_bias, &L->gate_w, &L->gate_b, err)) ||
             (rc = get_linear(m, l, "mlp.up_proj", D, F, mlp_bias, &L->up_w, &L->up_b, err)) ||
             (rc = get_linear(m, l, "mlp.down_proj", F, D, mlp_bias, &L->down_w, &L->down_b, err)))
@@ -285,11 +278,6 @@ static int llama_component_width(const vene_model *m, const vene_component_def *
     return m->d_model;
 }
 
-#define ALLOC(ptr, n)                                                                   \
-    do {                                                                                \
-        (ptr) = vene_arena_floats(&rs->arena, (n));                                     \
-        if (!(ptr)) return vene_errorf(err, VENE_ERR_MEMORY, "run arena exhausted (sizing bug)"); \
-    } while (0)
 
 static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
@@ -297,23 +285,23 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const int B = in->batch, S = in->seq, T = B * S, D = m->d_model, F = m->d_ff, H = m->n_head;
     const int KVH = m->n_kv_head, hd = m->head_dim, Q = H * hd, KV = KVH * hd, half = hd / 2;
     float *x, *a, *q, *k, *v, *probs, *merged, *ao, *x2, *b2, *gate, *act, *up, *prod, *mout, *cos_t, *sin_t;
-    ALLOC(x, (size_t)T * D);
-    ALLOC(a, (size_t)T * D);
-    ALLOC(q, (size_t)T * Q);
-    ALLOC(k, (size_t)T * KV);
-    ALLOC(v, (size_t)T * KV);
-    ALLOC(probs, (size_t)B * H * S * S);
-    ALLOC(merged, (size_t)T * Q);
-    ALLOC(ao, (size_t)T * D);
-    ALLOC(x2, (size_t)T * D);
-    ALLOC(b2, (size_t)T * D);
-    ALLOC(gate, (size_t)T * F);
-    ALLOC(act, (size_t)T * F);
-    ALLOC(up, (size_t)T * F);
-    ALLOC(prod, (size_t)T * F);
-    ALLOC(mout, (size_t)T * D);
-    ALLOC(cos_t, (size_t)T * half);
-    ALLOC(sin_t, (size_t)T * half);
+    VENE_ALLOC(x, (size_t)T * D);
+    VENE_ALLOC(a, (size_t)T * D);
+    VENE_ALLOC(q, (size_t)T * Q);
+    VENE_ALLOC(k, (size_t)T * KV);
+    VENE_ALLOC(v, (size_t)T * KV);
+    VENE_ALLOC(probs, (size_t)B * H * S * S);
+    VENE_ALLOC(merged, (size_t)T * Q);
+    VENE_ALLOC(ao, (size_t)T * D);
+    VENE_ALLOC(x2, (size_t)T * D);
+    VENE_ALLOC(b2, (size_t)T * D);
+    VENE_ALLOC(gate, (size_t)T * F);
+    VENE_ALLOC(act, (size_t)T * F);
+    VENE_ALLOC(up, (size_t)T * F);
+    VENE_ALLOC(prod, (size_t)T * F);
+    VENE_ALLOC(mout, (size_t)T * D);
+    VENE_ALLOC(cos_t, (size_t)T * half);
+    VENE_ALLOC(sin_t, (size_t)T * half);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tA = vene_tensor_3d(a, B, S, D);
     vene_tensor tQ = vene_tensor_3d(q, B, S, Q), tK = vene_tensor_3d(k, B, S, KV), tV = vene_tensor_3d(v, B, S, KV);
     vene_tensor tM = vene_tensor_3d(merged, B, S, Q), tAO = vene_tensor_3d(ao, B, S, D);
@@ -388,14 +376,14 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_L_OUT, l, &tX, err);
     }
     float *hid, *logits = NULL;
-    ALLOC(hid, (size_t)T * D);
+    VENE_ALLOC(hid, (size_t)T * D);
     rs->last_hidden = vene_tensor_3d(hid, B, S, D);
     VENE_FIRE(rs, S_NORM_IN, -1, &tX, err);
     vk_rmsnorm(x, w->norm, hid, T, D, m->norm_eps);
     VENE_FIRE(rs, S_NORM_OUT, -1, &rs->last_hidden, err);
     if (m->has_lm_head) {
         VENE_FIRE(rs, S_HEAD_IN, -1, &rs->last_hidden, err);
-        ALLOC(logits, (size_t)T * m->vocab_size);
+        VENE_ALLOC(logits, (size_t)T * m->vocab_size);
         vk_linear_out_in(hid, w->head, NULL, logits, T, D, m->vocab_size);
         rs->logits = vene_tensor_3d(logits, B, S, m->vocab_size);
         rs->has_logits = 1;

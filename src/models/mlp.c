@@ -77,13 +77,6 @@ typedef struct mlp_weights {
     int n_classes, act, include_emb, squeeze;
 } mlp_weights;
 
-static int get_w(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
-                 vene_error *err) {
-    int64_t shape[2] = {a, b};
-    int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
-    if (rc == VENE_OK) m->n_params += ndim == 1 ? a : a * b;
-    return rc;
-}
 
 /* Optional int key with a default; present but not an integer is an error. */
 static int cfg_int(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
@@ -160,20 +153,20 @@ static int mlp_load(vene_model *m, vene_error *err) {
     w->layers = calloc((size_t)m->n_layer, sizeof *w->layers);
     if (!w->layers) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     const int D = m->d_model;
-    if (include_emb && ((rc = get_w(m, "wte.weight", 2, m->vocab_size, D, &w->wte, err)) ||
-                        (rc = get_w(m, "wpe.weight", 2, m->n_ctx, D, &w->wpe, err))))
+    if (include_emb && ((rc = vene_model_weight(m, "wte.weight", 2, m->vocab_size, D, &w->wte, err)) ||
+                        (rc = vene_model_weight(m, "wpe.weight", 2, m->n_ctx, D, &w->wpe, err))))
         return rc;
     for (int l = 0; l < m->n_layer; l++) {
         char nw[64], nb[64];
         snprintf(nw, sizeof nw, "h.%d.ff1.weight", l);
         snprintf(nb, sizeof nb, "h.%d.ff1.bias", l);
-        if ((rc = get_w(m, nw, 2, D, D, &w->layers[l].w, err)) ||
-            (include_bias && (rc = get_w(m, nb, 1, D, 0, &w->layers[l].b, err))))
+        if ((rc = vene_model_weight(m, nw, 2, D, D, &w->layers[l].w, err)) ||
+            (include_bias && (rc = vene_model_weight(m, nb, 1, D, 0, &w->layers[l].b, err))))
             return rc;
     }
     if (m->has_lm_head &&
-        ((rc = get_w(m, "score.weight", 2, n_classes, D, &w->score_w, err)) ||
-         (include_bias && (rc = get_w(m, "score.bias", 1, n_classes, 0, &w->score_b, err)))))
+        ((rc = vene_model_weight(m, "score.weight", 2, n_classes, D, &w->score_w, err)) ||
+         (include_bias && (rc = vene_model_weight(m, "score.bias", 1, n_classes, 0, &w->score_b, err)))))
         return rc;
     return VENE_OK;
 }
@@ -233,11 +226,6 @@ static void apply_act(int act, const float *x, float *out, int64_t n) {
     }
 }
 
-#define ALLOC(ptr, n)                                                                   \
-    do {                                                                                \
-        (ptr) = vene_arena_floats(&rs->arena, (n));                                     \
-        if (!(ptr)) return vene_errorf(err, VENE_ERR_MEMORY, "run arena exhausted (sizing bug)"); \
-    } while (0)
 
 static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
@@ -252,8 +240,8 @@ static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         return vene_errorf(err, VENE_ERR_ARG, "%s: position ids given but config.json has include_emb false (no wpe)",
                            m->model_class);
     float *x, *pos;
-    ALLOC(x, (size_t)T * D);
-    ALLOC(pos, (size_t)T * D);
+    VENE_ALLOC(x, (size_t)T * D);
+    VENE_ALLOC(pos, (size_t)T * D);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tP = vene_tensor_3d(pos, B, S, D);
 
     if (in->embeds) {
@@ -277,8 +265,8 @@ static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     for (int l = 0; l < m->n_layer; l++) {
         const mlp_layer *L = &w->layers[l];
         float *f, *a;
-        ALLOC(f, (size_t)T * D);
-        ALLOC(a, (size_t)T * D);
+        VENE_ALLOC(f, (size_t)T * D);
+        VENE_ALLOC(a, (size_t)T * D);
         vene_tensor tF = vene_tensor_3d(f, B, S, D), tA = vene_tensor_3d(a, B, S, D);
         VENE_FIRE(rs, S_H_IN, l, &tCur, err);
         VENE_FIRE(rs, S_FF1_IN, l, &tCur, err);
@@ -298,7 +286,7 @@ static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     if (m->has_lm_head) {
         float *logits;
         VENE_FIRE(rs, S_SCORE_IN, -1, &rs->last_hidden, err);
-        ALLOC(logits, (size_t)T * C);
+        VENE_ALLOC(logits, (size_t)T * C);
         vk_linear_out_in(cur, w->score_w, w->score_b, logits, T, D, C);
         vene_tensor tS = vene_tensor_3d(logits, B, S, C);
         VENE_FIRE(rs, S_SCORE_OUT, -1, &tS, err);

@@ -58,6 +58,14 @@ double vene_config_num_opt(const cJSON *cfg, const char *key, double dflt) {
     return cJSON_IsNumber(v) ? v->valuedouble : dflt;
 }
 
+int vene_model_weight(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
+                      vene_error *err) {
+    int64_t shape[2] = {a, b};
+    int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
+    if (rc == VENE_OK) m->n_params += ndim == 1 ? a : a * b;
+    return rc;
+}
+
 static int class_allowed(const vene_arch *a, const char *cls) {
     for (const char *const *c = a->classes; *c; c++)
         if (strcmp(*c, cls) == 0) return 1;

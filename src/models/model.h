@@ -108,6 +108,18 @@ int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error 
         }                                                                         \
     } while (0)
 
+/* Bind a 1-D (a) or 2-D (a x b) float32 weight by state-dict name and count its parameters;
+ * errors name the tensor, the file and the shapes. */
+int vene_model_weight(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
+                      vene_error *err);
+
+/* Inside forwards: take n floats from the run arena (sized by run_bytes) or fail. */
+#define VENE_ALLOC(ptr, n)                                                                          \
+    do {                                                                                            \
+        (ptr) = vene_arena_floats(&rs->arena, (n));                                                 \
+        if (!(ptr)) return vene_errorf(err, VENE_ERR_MEMORY, "run arena exhausted (sizing bug)"); \
+    } while (0)
+
 /* config.json helpers: read an int/float key (with fallbacks), error naming the key. */
 int vene_config_int(const cJSON *cfg, const char *file, const char *key, int *out, vene_error *err);
 int vene_config_int_opt(const cJSON *cfg, const char *key, int dflt);

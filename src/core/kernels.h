@@ -7,6 +7,10 @@
 
 #include <stdint.h>
 
+/* Make BLAS single-threaded: vene parallelises products itself over OpenMP's threads, so the
+ * thread count follows OMP_NUM_THREADS / omp_set_num_threads. Called by vene_run_new. */
+void vk_blas_single_thread(void);
+
 /* out[M x N] = x[M x K] * W[K x N] (+ bias[N]); W row-major [in, out] (GPT-2 Conv1D). */
 void vk_linear_in_out(const float *x, const float *W, const float *bias, float *out, int M, int K, int N);
 /* out[M x N] = x[M x K] * W^T with W [N x K] (torch nn.Linear layout, tied embeddings). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/kernels.h"
 
 static char *read_text_file(const char *path, size_t *len, vene_error *err) {
     FILE *f = fopen(path, "rb");
@@ -238,6 +239,7 @@ int vene_run_new(const vene_model *m, vene_run **out, vene_error *err) {
     vene_run *rs = calloc(1, sizeof *rs);
     if (!rs) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     rs->m = m;
+    vk_blas_single_thread();
     rs->site_hooked = calloc((size_t)m->arch->n_sites, 1);
     rs->call_count = calloc((size_t)m->arch->n_sites * (size_t)(m->n_layer + 1), sizeof(int));
     if (!rs->site_hooked || !rs->call_count) {

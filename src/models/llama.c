@@ -227,9 +227,7 @@ static int llama_load(vene_model *m, vene_error *err) {
         if (tied) {
             w->head = w->embed;
         } else {
-            int64_t shape[2] = {m->vocab_size, D};
-            if ((rc = vene_weights_get(m->weights, "lm_head.weight", 2, shape, &w->head, err))) return rc;
-            m->n_params += (int64_t)m->vocab_size * D;
+            if ((rc = vene_model_weight(m, "lm_head.weight", 2, m->vocab_size, D, &w->head, err))) return rc;
         }
     }
     return VENE_OK;
@@ -375,21 +373,13 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         vk_add(x2, mout, x, (int64_t)T * D); /* x (this block's input) is dead: reuse it */
         VENE_FIRE(rs, S_L_OUT, l, &tX, err);
     }
-    float *hid, *logits = NULL;
+    float *hid;
     VENE_ALLOC(hid, (size_t)T * D);
     rs->last_hidden = vene_tensor_3d(hid, B, S, D);
     VENE_FIRE(rs, S_NORM_IN, -1, &tX, err);
     vk_rmsnorm(x, w->norm, hid, T, D, m->norm_eps);
     VENE_FIRE(rs, S_NORM_OUT, -1, &rs->last_hidden, err);
-    if (m->has_lm_head) {
-        VENE_FIRE(rs, S_HEAD_IN, -1, &rs->last_hidden, err);
-        VENE_ALLOC(logits, (size_t)T * m->vocab_size);
-        vk_linear_out_in(hid, w->head, NULL, logits, T, D, m->vocab_size);
-        rs->logits = vene_tensor_3d(logits, B, S, m->vocab_size);
-        rs->has_logits = 1;
-        VENE_FIRE(rs, S_HEAD_OUT, -1, &rs->logits, err);
-    }
-    return VENE_OK;
+    return m->has_lm_head ? vene_run_lm_head(rs, w->head, S_HEAD_IN, S_HEAD_OUT, err) : VENE_OK;
 }
 
 const vene_arch vene_arch_llama = {

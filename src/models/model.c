@@ -297,6 +297,20 @@ int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error 
     return VENE_OK;
 }
 
+int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, vene_error *err) {
+    const vene_model *m = rs->m;
+    const vene_tensor *h = &rs->last_hidden;
+    int B = (int)h->shape[0], S = (int)h->shape[1], D = (int)h->shape[2], V = m->vocab_size;
+    VENE_FIRE(rs, site_in, -1, &rs->last_hidden, err);
+    float *logits;
+    VENE_ALLOC(logits, (size_t)B * S * V);
+    vk_linear_out_in(h->data, W, NULL, logits, B * S, D, V);
+    rs->logits = vene_tensor_3d(logits, B, S, V);
+    rs->has_logits = 1;
+    VENE_FIRE(rs, site_out, -1, &rs->logits, err);
+    return VENE_OK;
+}
+
 int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
     const vene_model *m = rs->m;
     if (!b || b->batch <= 0 || b->seq <= 0)

@@ -113,6 +113,10 @@ int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error 
 int vene_model_weight(vene_model *m, const char *name, int ndim, int64_t a, int64_t b, const float **out,
                       vene_error *err);
 
+/* The LM head shared by the causal LMs: fire `site_in` on rs->last_hidden, logits =
+ * last_hidden x W^T (W is vocab x D, tied or not), fire `site_out`. */
+int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, vene_error *err);
+
 /* Inside forwards: take n floats from the run arena (sized by run_bytes) or fail. */
 #define VENE_ALLOC(ptr, n)                                                                          \
     do {                                                                                            \

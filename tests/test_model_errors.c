@@ -10,44 +10,14 @@
 
 #include "io/safetensors.h"
 #include "test.h"
+#include "test_tmp.h"
 #include "vene.h"
 
 #define FIXTURE_MODEL "fixtures/models/gpt2-tiny"
 
 enum { L_ = 1, D_ = 8, H_ = 2, P_ = 16, V_ = 10, F_ = 32 };
 
-static char tmpdir[64];
-
 /* ------------------------------------------------------------------ files */
-
-static void rm_tree(const char *path) {
-    struct stat sb;
-    if (lstat(path, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(path);
-        if (d) {
-            struct dirent *e;
-            while ((e = readdir(d))) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-                char sub[1024];
-                snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-                rm_tree(sub);
-            }
-            closedir(d);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-static const char *tpath(const char *name) {
-    static char buf[8][512];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
-    return buf[k];
-}
 
 static const char *mkfolder(const char *name) {
     const char *p = tpath(name);

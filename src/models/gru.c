@@ -103,31 +103,14 @@ typedef struct gru_weights {
 
 
 /* Optional int key with a default; present but not an integer is an error. */
-static int cfg_int(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
-    if (!v || cJSON_IsNull(v)) {
-        *out = dflt;
-        return VENE_OK;
-    }
-    return vene_config_int(m->config, "config.json", key, out, err) ? vene_error_prefix(err, "%s", m->dir) : VENE_OK;
-}
-
-static int cfg_bool(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
-    if (!v || cJSON_IsNull(v)) *out = dflt;
-    else if (cJSON_IsBool(v)) *out = cJSON_IsTrue(v);
-    else return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"%s\" must be true or false", m->dir, key);
-    return VENE_OK;
-}
-
 static int gru_load(vene_model *m, vene_error *err) {
     int rc, n_labels = 2, include_emb = 0, include_bias = 1;
-    if ((rc = cfg_int(m, "n_layer", 2, &m->n_layer, err)) || (rc = cfg_int(m, "h_dim", 512, &m->d_model, err)) ||
-        (rc = cfg_int(m, "n_labels", 2, &n_labels, err)) ||
-        (rc = cfg_int(m, "vocab_size", 50257, &m->vocab_size, err)) ||
-        (rc = cfg_int(m, "max_position_embeddings", 512, &m->n_ctx, err)) ||
-        (rc = cfg_bool(m, "include_emb", 0, &include_emb, err)) ||
-        (rc = cfg_bool(m, "include_bias", 1, &include_bias, err)))
+    if ((rc = vene_config_int_or(m, "n_layer", 2, &m->n_layer, err)) || (rc = vene_config_int_or(m, "h_dim", 512, &m->d_model, err)) ||
+        (rc = vene_config_int_or(m, "n_labels", 2, &n_labels, err)) ||
+        (rc = vene_config_int_or(m, "vocab_size", 50257, &m->vocab_size, err)) ||
+        (rc = vene_config_int_or(m, "max_position_embeddings", 512, &m->n_ctx, err)) ||
+        (rc = vene_config_bool_or(m, "include_emb", 0, &include_emb, err)) ||
+        (rc = vene_config_bool_or(m, "include_bias", 1, &include_bias, err)))
         return rc;
     if (m->n_layer <= 0 || m->d_model <= 0 || n_labels <= 0 || m->n_ctx <= 0 || (include_emb && m->vocab_size <= 0))
         return vene_errorf(err, VENE_ERR_FORMAT,

@@ -67,6 +67,23 @@ int vene_model_weight(vene_model *m, const char *name, int ndim, int64_t a, int6
     return rc;
 }
 
+int vene_config_int_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = dflt;
+        return VENE_OK;
+    }
+    return vene_config_int(m->config, "config.json", key, out, err) ? vene_error_prefix(err, "%s", m->dir) : VENE_OK;
+}
+
+int vene_config_bool_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    if (!v || cJSON_IsNull(v)) *out = dflt;
+    else if (cJSON_IsBool(v)) *out = cJSON_IsTrue(v);
+    else return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"%s\" must be true or false", m->dir, key);
+    return VENE_OK;
+}
+
 static int class_allowed(const vene_arch *a, const char *cls) {
     for (const char *const *c = a->classes; *c; c++)
         if (strcmp(*c, cls) == 0) return 1;

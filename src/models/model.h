@@ -128,5 +128,8 @@ int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, ve
 int vene_config_int(const cJSON *cfg, const char *file, const char *key, int *out, vene_error *err);
 int vene_config_int_opt(const cJSON *cfg, const char *key, int dflt);
 double vene_config_num_opt(const cJSON *cfg, const char *key, double dflt);
+/* Optional keys with a default (absent or null), type-checked; errors name the folder and key. */
+int vene_config_int_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err);
+int vene_config_bool_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err);
 
 #endif

@@ -110,7 +110,8 @@ int vene_loc_from_json(const cJSON *v, int two_level, int B, vene_loc *out, cons
 void vene_loc_free(vene_loc *l);
 int vene_subspaces_parse(vene_intervenable *iv, const cJSON *ss, int B, vene_error *err);
 
-/* gather.c: blocks in and out of live site tensors (spec §6.4, §6.5). */
+/* gather.c: blocks in and out of live site tensors (spec §6.4, §6.5). vene_scatter takes a
+ * block of the shape vene_gather returned for the same site and locations. */
 int vene_gather(const vene_where *w, const vene_loc *loc, const vene_tensor *t, vene_tensor *block, const char *who,
                 vene_error *err);
 int vene_scatter(const vene_where *w, const vene_loc *loc, vene_tensor *t, const vene_tensor *block, const char *who,

@@ -395,6 +395,7 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     vene_tensor x = {0}, col = {0};
     int rc = vene_gather(&s->where, &s->base_loc, t, &x, who, err);
     if (rc) return rc;
+    const vene_tensor gathered = x; /* a callback may not change the block's shape */
     int link = s->r.link_key;
     if (link >= 0 && iv->hot_t[link].data) {
         /* a linked site reads the link's hot activation instead of its own (spec §9.5) */
@@ -438,6 +439,13 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
         memcpy(h, x.data, n * sizeof(float));
         iv->hot_t[link] = x;
         iv->hot_t[link].data = h;
+    }
+    if (!vene_tensor_same_shape(&gathered, &x) || x.data != gathered.data) {
+        char a[64], b[64];
+        vene_shape_str(&gathered, a, sizeof a);
+        vene_shape_str(&x, b, sizeof b);
+        free(gathered.data);
+        return vene_errorf(err, VENE_ERR_ARG, "%s: intervention result has shape %s, the site expects %s", who, b, a);
     }
     rc = vene_scatter(&s->where, &s->base_loc, t, &x, who, err);
     free(x.data);

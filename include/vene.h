@@ -168,6 +168,33 @@ const vene_tensor *vene_run_logits(const vene_run *rs);
 /* B x S x D final hidden state after the final norm. */
 const vene_tensor *vene_run_last_hidden(const vene_run *rs);
 
+/* ---------------------------------------------------------------- gradients */
+
+/* Reverse mode. VENE_GRAD_ACTIVATIONS: the forward keeps what backward needs and backward
+ * propagates gradients through activations (and backward hooks) only: the weights stay
+ * frozen and their products are skipped (DAS). VENE_GRAD_MODEL: weight gradients too,
+ * accumulated into a flat buffer the run state owns (IIT, training a model). With
+ * VENE_GRAD_NONE (the default) a forward keeps nothing extra. Not every architecture has
+ * a backward yet: vene_backward then fails with VENE_ERR_UNSUPPORTED. */
+enum { VENE_GRAD_NONE = 0, VENE_GRAD_ACTIVATIONS = 1, VENE_GRAD_MODEL = 2 };
+int vene_run_set_grad(vene_run *rs, int mode, vene_error *err);
+/* Backward hooks get the gradient of a site's tensor (same shape as the forward's) and
+ * may change it in place; they fire in exact reverse order of the forward hooks, with
+ * where->call numbering as in the forward. VENE_STOP ends the backward early (nothing
+ * below is needed). Cleared by vene_run_clear_backward_hooks, not by vene_run_clear_hooks. */
+int vene_run_add_backward_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err);
+void vene_run_clear_backward_hooks(vene_run *rs);
+/* Back-propagate from the last forward: d_logits (B x S x V) and/or d_hidden (B x S x D,
+ * the gradient of vene_run_last_hidden); NULL = zero. Weight gradients accumulate across
+ * calls until vene_run_zero_grad. Returns VENE_OK also when a backward hook stopped it. */
+int vene_backward(vene_run *rs, const vene_tensor *d_logits, const vene_tensor *d_hidden, vene_error *err);
+void vene_run_zero_grad(vene_run *rs);
+/* View (borrowed, valid until vene_run_free or vene_run_set_grad) of a weight's gradient
+ * by its state-dict name without the class prefix ("h.0.mlp.c_fc.weight"). */
+int vene_run_param_grad(vene_run *rs, const char *name, vene_tensor *out, vene_error *err);
+/* Bytes held for reverse mode: run arena + gradient arena + weight gradients. */
+size_t vene_run_grad_bytes(const vene_run *rs);
+
 /* ---------------------------------------------------------------- interventions */
 
 /* An intervenable model: pyvene's IntervenableModel over a loaded model. It owns its run

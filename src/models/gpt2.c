@@ -9,17 +9,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
-#include "models/model.h"
-
-enum {
-    S_WTE_OUT, S_WPE_OUT, S_DROP_IN, S_DROP_OUT,
-    S_H_IN, S_LN1_IN, S_LN1_OUT, S_ATTN_IN, S_CATTN_IN, S_CATTN_OUT, S_ADROP_IN, S_ADROP_OUT,
-    S_CPROJ_IN, S_CPROJ_OUT, S_RDROP_IN, S_RDROP_OUT, S_ATTN_OUT, S_LN2_IN, S_LN2_OUT,
-    S_MLP_IN, S_FC_IN, S_FC_OUT, S_ACT_IN, S_ACT_OUT, S_MPROJ_IN, S_MPROJ_OUT, S_MDROP_IN, S_MDROP_OUT,
-    S_MLP_OUT, S_H_OUT,
-    S_LNF_IN, S_LNF_OUT, S_HEAD_IN, S_HEAD_OUT,
-    S_COUNT
-};
+#include "models/gpt2_internal.h"
 
 static const vene_site_def gpt2_sites[S_COUNT] = {
     [S_WTE_OUT] = {"wte", 0, 0, "B x S x D"},
@@ -77,16 +67,6 @@ static const vene_component_def gpt2_components[] = {
     {"head_key_output", "h[%d].attn.c_attn", 0, VENE_SPLIT_THIRD1, 1},
     {"head_value_output", "h[%d].attn.c_attn", 0, VENE_SPLIT_THIRD2, 1},
 };
-
-typedef struct gpt2_layer {
-    const float *ln1_g, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b;
-    const float *ln2_g, *ln2_b, *fc_w, *fc_b, *mproj_w, *mproj_b;
-} gpt2_layer;
-
-typedef struct gpt2_weights {
-    const float *wte, *wpe, *lnf_g, *lnf_b;
-    gpt2_layer *layers;
-} gpt2_weights;
 
 static const char *const gpt2_classes[] = {"GPT2LMHeadModel", "GPT2Model", NULL};
 
@@ -192,6 +172,41 @@ static int gpt2_component_width(const vene_model *m, const vene_component_def *c
 }
 
 
+/* Gradient mode: copies of the inputs backward reads, and room for per-layer pointers. */
+static int gpt2_save_inputs(vene_run *rs, const vene_batch *in, gpt2_saved **out, vene_error *err) {
+    const vene_model *m = rs->m;
+    size_t T = (size_t)in->batch * in->seq;
+    gpt2_saved *sv;
+    float *p;
+    VENE_ALLOC(p, (sizeof *sv + 3) / 4);
+    sv = (gpt2_saved *)(void *)p;
+    memset(sv, 0, sizeof *sv);
+    VENE_ALLOC(p, (sizeof(gpt2_saved_layer) * (size_t)m->n_layer + 3) / 4);
+    sv->layers = (gpt2_saved_layer *)(void *)p;
+    VENE_ALLOC(p, T);
+    sv->positions = (int32_t *)(void *)p;
+    for (size_t i = 0; i < T; i++) sv->positions[i] = in->positions ? in->positions[i] : (int32_t)(i % (size_t)in->seq);
+    if (in->ids && !in->embeds) {
+        VENE_ALLOC(p, T);
+        sv->ids = (int32_t *)(void *)p;
+        memcpy(sv->ids, in->ids, sizeof(int32_t) * T);
+    }
+    if (in->attn_mask) {
+        VENE_ALLOC(p, (T + 3) / 4);
+        sv->mask = (uint8_t *)(void *)p;
+        memcpy(sv->mask, in->attn_mask, T);
+    }
+    *out = sv;
+    return VENE_OK;
+}
+
+size_t gpt2_grad_bytes(const vene_model *m, int B, int S) {
+    size_t T = (size_t)B * S, D = (size_t)m->d_model, F = (size_t)m->d_ff, H = (size_t)m->n_head;
+    size_t per_layer = T * D * 6 + T * 3 * D + T * F * 2 + 2 * (size_t)B * H * S * S;
+    return (per_layer * sizeof(float) + 64 * 12) * (size_t)m->n_layer + sizeof(gpt2_saved) +
+           sizeof(gpt2_saved_layer) * (size_t)m->n_layer + T * 12 + 64 * 8;
+}
+
 static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
     const gpt2_weights *w = m->impl;
@@ -219,6 +234,11 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     vene_tensor tFC = vene_tensor_3d(fc, B, S, F), tAct = vene_tensor_3d(act, B, S, F);
     vene_tensor tMo = vene_tensor_3d(mout, B, S, D);
 
+    gpt2_saved *sv = NULL;
+    if (rs->grad_mode) {
+        int rc = gpt2_save_inputs(rs, in, &sv, err);
+        if (rc) return rc;
+    }
     if (in->embeds) {
         memcpy(emb, in->embeds, sizeof(float) * (size_t)T * D);
     } else {
@@ -238,6 +258,18 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const float scale_div = sqrtf((float)hd);
     for (int l = 0; l < m->n_layer; l++) {
         const gpt2_layer *L = &w->layers[l];
+        if (sv && l > 0) { /* gradient mode: every layer keeps its own buffers */
+            VENE_ALLOC(a, (size_t)T * D);
+            VENE_ALLOC(qkv, (size_t)T * 3 * D);
+            VENE_ALLOC(probs, (size_t)B * H * S * S);
+            VENE_ALLOC(merged, (size_t)T * D);
+            VENE_ALLOC(x2, (size_t)T * D);
+            VENE_ALLOC(b2, (size_t)T * D);
+            VENE_ALLOC(fc, (size_t)T * F);
+            VENE_ALLOC(act, (size_t)T * F);
+            tA.data = a, tQKV.data = qkv, tPr.data = probs, tM.data = merged;
+            tX2.data = x2, tB2.data = b2, tFC.data = fc, tAct.data = act;
+        }
         VENE_FIRE(rs, S_H_IN, l, &tX, err);
         VENE_FIRE(rs, S_LN1_IN, l, &tX, err);
         vk_layernorm(x, L->ln1_g, L->ln1_b, a, T, D, m->norm_eps);
@@ -247,6 +279,11 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         vk_linear_in_out(a, L->attn_w, L->attn_b, qkv, T, D, 3 * D);
         VENE_FIRE(rs, S_CATTN_OUT, l, &tQKV, err);
         vk_attn_scores(qkv, 3 * D, qkv + D, 3 * D, probs, B, S, H, H, hd, scale_div, in->attn_mask, 0);
+        float *probs_sm = probs;
+        if (sv && (rs->site_hooked[S_ADROP_IN] || rs->site_hooked[S_ADROP_OUT])) {
+            VENE_ALLOC(probs_sm, (size_t)B * H * S * S);
+            memcpy(probs_sm, probs, sizeof(float) * (size_t)B * H * S * S);
+        }
         VENE_FIRE(rs, S_ADROP_IN, l, &tPr, err);
         VENE_FIRE(rs, S_ADROP_OUT, l, &tPr, err);
         vk_attn_values(probs, qkv + 2 * D, 3 * D, merged, D, B, S, H, H, hd);
@@ -273,6 +310,11 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_MDROP_IN, l, &tMo, err);
         VENE_FIRE(rs, S_MDROP_OUT, l, &tMo, err);
         VENE_FIRE(rs, S_MLP_OUT, l, &tMo, err);
+        if (sv) {
+            sv->layers[l] = (gpt2_saved_layer){x, a, qkv, probs_sm, probs, merged, x2, b2, fc, act};
+            VENE_ALLOC(x, (size_t)T * D);
+            tX.data = x;
+        }
         vk_add(x2, mout, x, (int64_t)T * D); /* x (this block's input) is dead: reuse it */
         VENE_FIRE(rs, S_H_OUT, l, &tX, err);
     }
@@ -280,8 +322,10 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_ALLOC(hid, (size_t)T * D);
     rs->last_hidden = vene_tensor_3d(hid, B, S, D);
     VENE_FIRE(rs, S_LNF_IN, -1, &tX, err);
+    if (sv) sv->x_final = x;
     vk_layernorm(x, w->lnf_g, w->lnf_b, hid, T, D, m->norm_eps);
     VENE_FIRE(rs, S_LNF_OUT, -1, &rs->last_hidden, err);
+    if (sv) rs->saved = sv; /* complete: backward may read it (LM head output is rs->logits) */
     return m->has_lm_head ? vene_run_lm_head(rs, w->wte, S_HEAD_IN, S_HEAD_OUT, err) : VENE_OK;
 }
 
@@ -298,4 +342,6 @@ const vene_arch vene_arch_gpt2 = {
     .forward = gpt2_forward,
     .site_shape = gpt2_site_shape,
     .component_width = gpt2_component_width,
+    .grad_bytes = gpt2_grad_bytes,
+    .backward = gpt2_backward,
 };

@@ -63,7 +63,24 @@ int vene_model_weight(vene_model *m, const char *name, int ndim, int64_t a, int6
                       vene_error *err) {
     int64_t shape[2] = {a, b};
     int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
-    if (rc == VENE_OK) m->n_params += ndim == 1 ? a : a * b;
+    if (rc != VENE_OK) return rc;
+    if (m->n_param_tensors == m->cap_param_tensors) {
+        int cap = m->cap_param_tensors ? 2 * m->cap_param_tensors : 64;
+        vene_param *p = realloc(m->params, sizeof *p * (size_t)cap);
+        if (!p) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        m->params = p;
+        m->cap_param_tensors = cap;
+    }
+    vene_param *p = &m->params[m->n_param_tensors];
+    if (!(p->name = strdup(name))) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    p->data = *out;
+    p->ndim = ndim;
+    p->shape[0] = a;
+    p->shape[1] = ndim == 2 ? b : 1;
+    p->numel = ndim == 1 ? a : a * b;
+    p->offset = m->n_params;
+    m->n_param_tensors++;
+    m->n_params += p->numel;
     return rc;
 }
 
@@ -152,6 +169,8 @@ fail:
 void vene_model_free(vene_model *m) {
     if (!m) return;
     if (m->arch && m->arch->free_impl) m->arch->free_impl(m);
+    for (int i = 0; i < m->n_param_tensors; i++) free(m->params[i].name);
+    free(m->params);
     vene_weights_free(m->weights);
     cJSON_Delete(m->config);
     free(m->model_class);
@@ -259,7 +278,9 @@ int vene_run_new(const vene_model *m, vene_run **out, vene_error *err) {
     vk_blas_single_thread();
     rs->site_hooked = calloc((size_t)m->arch->n_sites, 1);
     rs->call_count = calloc((size_t)m->arch->n_sites * (size_t)(m->n_layer + 1), sizeof(int));
-    if (!rs->site_hooked || !rs->call_count) {
+    rs->site_bhooked = calloc((size_t)m->arch->n_sites, 1);
+    rs->bcall_count = calloc((size_t)m->arch->n_sites * (size_t)(m->n_layer + 1), sizeof(int));
+    if (!rs->site_hooked || !rs->call_count || !rs->site_bhooked || !rs->bcall_count) {
         vene_run_free(rs);
         return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     }
@@ -270,9 +291,14 @@ int vene_run_new(const vene_model *m, vene_run **out, vene_error *err) {
 void vene_run_free(vene_run *rs) {
     if (!rs) return;
     vene_arena_free(&rs->arena);
+    vene_arena_free(&rs->garena);
+    free(rs->param_grads);
     free(rs->hooks);
     free(rs->site_hooked);
     free(rs->call_count);
+    free(rs->bhooks);
+    free(rs->site_bhooked);
+    free(rs->bcall_count);
     free(rs);
 }
 
@@ -349,6 +375,8 @@ int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
                                    b->positions[i], (long long)(i / b->seq), (long long)(i % b->seq), m->n_ctx);
     }
     size_t need = m->arch->run_bytes(m, b->batch, b->seq);
+    if (rs->grad_mode) need += m->arch->grad_bytes(m, b->batch, b->seq);
+    rs->saved = NULL;
     int rc = vene_arena_reserve(&rs->arena, need, err);
     if (rc) return rc;
     vene_arena_reset(&rs->arena);

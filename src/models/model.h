@@ -38,6 +38,16 @@ typedef struct vene_component_def {
 typedef struct vene_arch vene_arch;
 typedef struct vene_run vene_run;
 
+/* A bound weight: its state-dict name (without the class prefix) and where its gradient
+ * lives in a run's flat gradient buffer (same order, same offsets for every run). */
+typedef struct vene_param {
+    char *name;
+    const float *data;
+    int ndim;
+    int64_t shape[2];
+    int64_t numel, offset;
+} vene_param;
+
 struct vene_model {
     const vene_arch *arch;
     char *dir;
@@ -50,6 +60,8 @@ struct vene_model {
     int n_layer, d_model, n_head, n_kv_head, head_dim, d_ff, vocab_size, n_ctx;
     float norm_eps;
     int64_t n_params;
+    vene_param *params;        /* every weight bound by vene_model_weight, in binding order */
+    int n_param_tensors, cap_param_tensors;
     void *impl;                /* architecture-specific weights, owned (arch->free_impl) */
 };
 
@@ -70,6 +82,13 @@ struct vene_arch {
     int (*site_shape)(const vene_model *m, int site, int B, int S, int64_t *shape);
     /* Width of an abstract component's unit vector (pyvene's dimension table). */
     int (*component_width)(const vene_model *m, const vene_component_def *c);
+    /* Reverse mode (NULL when the architecture has none yet). grad_bytes: extra arena a
+     * forward of B x S needs to keep what backward reads. backward: from rs->d_logits /
+     * rs->d_hidden (either may be NULL = zero) down to the inputs, firing backward hooks
+     * in exact reverse order of the forward's hooks, accumulating weight gradients into
+     * rs->param_grads when it is set (see core/kernels_grad.h for the kernel contract). */
+    size_t (*grad_bytes)(const vene_model *m, int B, int S);
+    int (*backward)(vene_run *rs, vene_error *err);
 };
 
 /* Registry of built-in architectures (read-only). */
@@ -86,6 +105,18 @@ typedef struct vene_hook {
 struct vene_run {
     const vene_model *m;
     vene_arena arena;
+    /* reverse mode: grad_mode (VENE_GRAD_*), the gradient arena (reset per backward), the
+     * flat weight-gradient buffer (VENE_GRAD_MODEL only), the architecture's saved
+     * activations of the last forward, and the upstream gradients of the current backward */
+    int grad_mode;
+    vene_arena garena;
+    float *param_grads;
+    void *saved;
+    const float *d_logits, *d_hidden;
+    vene_hook *bhooks;
+    int n_bhooks, cap_bhooks;
+    uint8_t *site_bhooked;
+    int *bcall_count;
     int B, S;                  /* shape of the last forward */
     /* hooks: a flat list in registration order, and per-site flags for the fast check */
     vene_hook *hooks;
@@ -95,6 +126,29 @@ struct vene_run {
     vene_tensor logits, last_hidden;
     int has_logits;
 };
+
+/* Backward hooks of (site, layer) on the gradient g, latest registration first. */
+int vene_run_fire_back(vene_run *rs, int site, int layer, vene_tensor *g, vene_error *err);
+#define VENE_FIRE_BACK(rs, site, layer, tensor, err)                                   \
+    do {                                                                               \
+        if ((rs)->site_bhooked[(site)]) {                                              \
+            int fire_rc_ = vene_run_fire_back((rs), (site), (layer), (tensor), (err)); \
+            if (fire_rc_ != VENE_OK) return fire_rc_;                                  \
+        }                                                                              \
+    } while (0)
+/* Gradient buffer of a bound weight in this run, NULL when weight gradients are off. */
+float *vene_run_grad_of(const vene_run *rs, const float *weight);
+/* Backward of vene_run_lm_head: d_hidden += d_logits W (rows of d_logits that are all
+ * zero are skipped: a loss at one position costs one row), dW += d_logits^T hidden. */
+int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int site_out, float *d_hidden,
+                              vene_error *err);
+/* Inside backwards: n zeroed floats from the gradient arena. */
+#define VENE_GALLOC(ptr, n)                                                                            \
+    do {                                                                                               \
+        (ptr) = vene_arena_floats(&rs->garena, (n));                                                   \
+        if (!(ptr)) return vene_errorf(err, VENE_ERR_MEMORY, "gradient arena exhausted (sizing bug)"); \
+        memset((ptr), 0, sizeof(float) * (size_t)(n));                                                 \
+    } while (0)
 
 /* Fire the hooks of (site, layer) on t. */
 int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err);

@@ -247,6 +247,34 @@ const vene_tensor *vene_intervenable_last_hidden(const vene_intervenable *iv, in
 int vene_intervenable_collected_count(const vene_intervenable *iv);
 const vene_tensor *vene_intervenable_collected(const vene_intervenable *iv, int n);
 
+/* ---------------------------------------------------------------- training */
+
+/* Gradients through an intervenable (call before the forward): VENE_GRAD_ACTIVATIONS trains
+ * the interventions only, the model frozen as pyvene freezes it (DAS);
+ * VENE_GRAD_MODEL also gives the model's weights gradients through the base pass and, via
+ * the swapped activations, through the source passes (IIT, pyvene's
+ * enable_model_gradients, without switching dropout on). Serial mode, unit "t" and
+ * callback interventions have no backward (VENE_ERR_UNSUPPORTED). */
+int vene_intervenable_set_grad(vene_intervenable *iv, int mode, vene_error *err);
+/* Back-propagate from the intervened outputs of the last forward: d_logits (B x S x V)
+ * and/or d_hidden (B x S x D); NULL = zero. Gradients accumulate until zeroed. */
+int vene_intervenable_backward(vene_intervenable *iv, const vene_tensor *d_logits, const vene_tensor *d_hidden,
+                               vene_error *err);
+void vene_intervenable_zero_grad(vene_intervenable *iv);
+/* View (borrowed until the next backward, zero_grad or free) of a gradient: "<i>.<param>"
+ * or "<key>.<param>" for intervention i's parameter in pyvene's state-dict names
+ * ("0.rotate_layer.weight" = dL/dW of the effective W, "0.rotate_layer.parametrizations.
+ * weight.original" = what the optimiser updates, "0.intervention_boundaries", "0.masks",
+ * "0.mask"), or a model weight name ("h.0.mlp.c_fc.weight") with VENE_GRAD_MODEL. */
+int vene_intervenable_grad(vene_intervenable *iv, const char *name, vene_tensor *out, vene_error *err);
+
+/* Mean cross-entropy over the B examples of logits (B x S x V, or B x V) at one position
+ * per example (positions[b], or `position` for all when positions is NULL; negative counts
+ * from the end) against labels[b]. d_logits (NULL, or the logits' shape, overwritten)
+ * receives dloss/dlogits; *correct (may be NULL) counts argmax == label. */
+int vene_loss_cross_entropy(const vene_tensor *logits, const int *positions, int position, const int32_t *labels,
+                            vene_tensor *d_logits, float *loss, int *correct, vene_error *err);
+
 /* pyvene's printed config ("IntervenableConfig" and indented JSON with model_type,
  * representations, intervention_types, mode, sorted_keys, intervention_dimensions).
  * Released with vene_free; NULL on allocation failure. */

@@ -69,6 +69,11 @@ typedef struct vene_slot {
     int getter_fired;
     int setter_calls;
     int gen_prompt_done;
+    /* reverse mode (iv_backprop.c): the block and source the setter saw, and the gradient
+     * of the gathered source block (IIT), all owned, per call */
+    vene_tensor bw_x, bw_src;
+    int bw_saved;
+    float *bw_dcache;
     vene_tensor *coll;       /* Collect results of this call, one per hook call (owned) */
     int n_coll, cap_coll;
     struct vene_intervenable *owner;
@@ -91,6 +96,11 @@ struct vene_intervenable {
     int getters_pending;
     /* generation gating */
     int gen_mode, gen_intervene_on_prompt;
+    /* reverse mode: VENE_GRAD_*; with VENE_GRAD_MODEL every source group runs in its own
+     * run state (src_rs[g], sharing rs's weight gradients) and is not stopped early */
+    int grad_mode;
+    vene_run **src_rs;
+    int bw_pending;
     /* parsed subspaces storage */
     int *ss_store;
     uint64_t seed;
@@ -103,6 +113,17 @@ int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_inte
  * released with free(). */
 int vene_generate_greedy(vene_intervenable *iv, const vene_call *tmpl, const cJSON *ul, int intervene_on_prompt, int plain,
                          int max_total, int eos, int64_t **out, int *n_out, vene_error *err);
+
+/* iv_backprop.c */
+int vene_slot_save_for_backward(vene_slot *s, const vene_tensor *x, const vene_tensor *src, vene_error *err);
+void vene_slot_free_backward(vene_slot *s);
+/* The run state a source group's pass runs in (rs unless model gradients are on). */
+int vene_intervenable_source_rs(vene_intervenable *iv, int g, vene_run **out, vene_error *err);
+void vene_intervenable_free_grad(vene_intervenable *iv);
+
+/* experiment_grad.c: run "backward" (forward with gradients, loss, backward) and its outputs */
+int vene_exp_backward(vene_intervenable *iv, const cJSON *j, const vene_call *call, float *loss, vene_error *err);
+int vene_exp_write_grads(vene_intervenable *iv, const cJSON *j, float loss, st_writer *w, vene_error *err);
 
 /* locations.c */
 int vene_locs_parse(vene_intervenable *iv, const cJSON *ul, int B, vene_error *err);

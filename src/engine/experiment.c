@@ -372,11 +372,9 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     if (cls && !cJSON_IsNull(cls) && !cJSON_IsString(cls)) { rc = vene_errorf(err, VENE_ERR_ARG, "model_class: expected a string or null"); goto out; }
     if (!cJSON_IsString(run)) { rc = vene_errorf(err, VENE_ERR_ARG, "run: expected \"forward\", \"backward\" or \"generate\""); goto out; }
     if (!cJSON_IsArray(outputs)) { rc = vene_errorf(err, VENE_ERR_ARG, "outputs: expected a list of output names"); goto out; }
-    int generate = !strcmp(run->valuestring, "generate");
-    if (strcmp(run->valuestring, "forward") && !generate) {
-        rc = strcmp(run->valuestring, "backward")
-                 ? vene_errorf(err, VENE_ERR_ARG, "run: unknown run kind \"%s\"", run->valuestring)
-                 : vene_errorf(err, VENE_ERR_UNSUPPORTED, "run: \"%s\" runs are not supported yet", run->valuestring);
+    int generate = !strcmp(run->valuestring, "generate"), backward = !strcmp(run->valuestring, "backward");
+    if (strcmp(run->valuestring, "forward") && !generate && !backward) {
+        rc = vene_errorf(err, VENE_ERR_ARG, "run: unknown run kind \"%s\"", run->valuestring);
         goto out;
     }
     char mpath[8192];
@@ -447,7 +445,8 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
         free(sb);
         goto out;
     }
-    rc = vene_intervenable_forward(x.iv, &call, err);
+    float loss = 0;
+    rc = backward ? vene_exp_backward(x.iv, x.j, &call, &loss, err) : vene_intervenable_forward(x.iv, &call, err);
     free(ul);
     free(ss);
     free(sb);
@@ -466,6 +465,7 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
         if (!t) { rc = vene_errorf(err, VENE_ERR_ARG, "outputs[%d]: \"%s\" was not produced", i, name); break; }
         rc = st_writer_add_f32(w, name, t, err);
     }
+    if (!rc && backward) rc = vene_exp_write_grads(x.iv, x.j, loss, w, err);
     if (!rc) rc = st_writer_save(w, out_path, err);
     st_writer_free(w);
     if (!rc && !quiet) {

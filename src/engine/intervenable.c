@@ -194,6 +194,7 @@ static void free_call_state(vene_intervenable *iv) {
         s->has_cache = s->getter_fired = s->setter_calls = 0;
         for (int k = 0; k < s->n_coll; k++) free(s->coll[k].data);
         s->n_coll = 0;
+        vene_slot_free_backward(s);
     }
     for (int k = 0; iv->hot_t && k < iv->n_links; k++) {
         free(iv->hot_t[k].data);
@@ -234,6 +235,7 @@ void vene_intervenable_free(vene_intervenable *iv) {
     free(iv->collected);
     free(iv->hot_t);
     free(iv->slots);
+    vene_intervenable_free_grad(iv);
     vene_run_free(iv->rs);
     free(iv);
 }
@@ -369,7 +371,8 @@ static int getter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     int rc = vene_gather(&s->where, &s->src_loc, t, &s->cache, who, err);
     if (rc) return rc;
     s->has_cache = s->getter_fired = 1;
-    return --s->owner->getters_pending == 0 ? VENE_STOP : VENE_OK;
+    /* a source pass that will be back-propagated (IIT) must keep all of its layers */
+    return --s->owner->getters_pending == 0 && s->owner->grad_mode != VENE_GRAD_MODEL ? VENE_STOP : VENE_OK;
 }
 
 
@@ -411,6 +414,10 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
         int64_t n = s->const_src_numel;
         cs = vene_tensor_view((float *)s->const_src, 1, &n);
         src = &cs;
+    }
+    if (iv->grad_mode && (rc = vene_slot_save_for_backward(s, &x, src, err))) {
+        free(x.data);
+        return rc;
     }
     if (s->cb) {
         char *ssj = subspaces_json(s);
@@ -479,17 +486,17 @@ static int add_setter(vene_intervenable *iv, vene_slot *s, vene_error *err) {
     return vene_run_add_hook(iv->rs, s->where.site, s->where.layer, setter_hook, s, err);
 }
 
-static int add_getter(vene_intervenable *iv, vene_slot *s, vene_error *err) {
+static int add_getter(vene_intervenable *iv, vene_run *rs, vene_slot *s, vene_error *err) {
     if (slot_is_constant(s) && !s->cb) return VENE_OK;
     int site = s->iv->type == VENE_IV_SKIP ? s->where.input_site : s->where.site;
     if (site < 0) return vene_errorf(err, VENE_ERR_ARG, "intervention %s: this site has no module input to skip from", s->key);
     iv->getters_pending++;
-    return vene_run_add_hook(iv->rs, site, s->where.layer, getter_hook, s, err);
+    return vene_run_add_hook(rs, site, s->where.layer, getter_hook, s, err);
 }
 
-static int run_source(vene_intervenable *iv, const vene_batch *src, vene_error *err) {
+static int run_source(vene_intervenable *iv, vene_run *rs, const vene_batch *src, vene_error *err) {
     if (iv->getters_pending == 0) return VENE_OK; /* nothing to read: the pass would be wasted */
-    int rc = vene_forward(iv->rs, src, err);
+    int rc = vene_forward(rs, src, err);
     if (rc == VENE_STOP) rc = VENE_OK;
     if (!rc && iv->getters_pending)
         rc = vene_errorf(err, VENE_ERR_STATE, "a source pass ended before all of its sites fired");
@@ -548,11 +555,14 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
     if (!iv->serial) {
         for (int g = 0; g < iv->G && !rc; g++) {
             if (!src[g]) continue;
-            vene_run_clear_hooks(iv->rs);
+            vene_run *rs = NULL;
+            if ((rc = vene_intervenable_source_rs(iv, g, &rs, err))) break;
+            vene_run_clear_hooks(rs);
             iv->getters_pending = 0;
             for (int i = 0; i < iv->n && !rc; i++)
-                if (iv->slots[i].group == g) rc = add_getter(iv, &iv->slots[i], err);
-            if (!rc) rc = run_source(iv, src[g], err);
+                if (iv->slots[i].group == g) rc = add_getter(iv, rs, &iv->slots[i], err);
+            if (!rc) rc = run_source(iv, rs, src[g], err);
+            vene_run_clear_hooks(rs);
             if (rc) vene_error_prefix(err, "sources[%d]", g);
         }
         vene_run_clear_hooks(iv->rs);
@@ -571,8 +581,8 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
             for (int i = 0; i < iv->n && !rc; i++)
                 if (prev >= 0 && iv->slots[i].group == prev) rc = add_setter(iv, &iv->slots[i], err);
             for (int i = 0; i < iv->n && !rc; i++)
-                if (iv->slots[i].group == g && iv->slots[i].src_loc.present) rc = add_getter(iv, &iv->slots[i], err);
-            if (!rc) rc = run_source(iv, src[g], err);
+                if (iv->slots[i].group == g && iv->slots[i].src_loc.present) rc = add_getter(iv, iv->rs, &iv->slots[i], err);
+            if (!rc) rc = run_source(iv, iv->rs, src[g], err);
             if (rc) vene_error_prefix(err, "sources[%d]", g);
             prev = g;
         }

@@ -123,6 +123,10 @@ void vene_iv_free(vene_iv *iv) {
     free(iv->masks);
     free(iv->noise);
     free(iv->source_repr);
+    free(iv->grad_W);
+    free(iv->grad_original);
+    free(iv->grad_masks);
+    iv->grad_W = iv->grad_original = iv->grad_masks = NULL;
     iv->original = iv->base = iv->W = iv->masks = iv->source_repr = NULL;
     iv->noise = NULL;
     iv->masks_len = iv->noise_units = iv->noise_dim = 0;
@@ -272,7 +276,7 @@ oom:
  * source's own data (same shape) or *owned, a broadcast copy. A source whose shape differs
  * broadcasts when its last dim equals the base's and every other dim (aligned from the
  * right) is 1 or equal: a [D] steering vector applies to every example and unit. */
-static int source_full(const vene_iv *iv, const vene_tensor *base, const vene_tensor *source, const float **full,
+int iv_source_full(const vene_iv *iv, const vene_tensor *base, const vene_tensor *source, const float **full,
                        float **owned, vene_error *err) {
     const char *tn = vene_iv_type_name(iv->type);
     int64_t n = vene_tensor_numel(base);
@@ -456,7 +460,7 @@ int vene_iv_apply(const vene_iv *iv, vene_tensor *base, const vene_tensor *sourc
     const float *src = NULL;
     float *owned = NULL;
     int rc;
-    if (vene_iv_needs_source(iv->type) && (rc = source_full(iv, base, source, &src, &owned, err))) return rc;
+    if (vene_iv_needs_source(iv->type) && (rc = iv_source_full(iv, base, source, &src, &owned, err))) return rc;
     switch (iv->type) {
     case VENE_IV_NOISE: rc = apply_noise(iv, base, err); break;
     case VENE_IV_SIGMOID_MASK: rc = apply_sigmoid_mask(iv, base, src, err); break;

@@ -65,6 +65,11 @@ typedef struct vene_iv {
     float noise_level;     /* "noise_level" [] */
     float *source_repr;    /* constant source ("source_representation"), owned */
     int64_t source_repr_numel;
+    /* Gradients (owned; allocated by vene_iv_grad_alloc): of the effective W, of the
+     * trainable `original` (from grad_W by vene_iv_grad_finish), of the boundary and of
+     * masks/mask. The temperature is a fixed hyper-parameter (spec §16 #17, intended). */
+    float *grad_W, *grad_original, *grad_masks;
+    float grad_boundary;
 } vene_iv;
 
 /* Initialise for a type with pyvene's defaults (temperature 50, boundary 0.5, masks 100,
@@ -107,6 +112,26 @@ typedef struct vene_subspaces {
  * each message names what was wrong with sizes. */
 int vene_iv_apply(const vene_iv *iv, vene_tensor *base, const vene_tensor *source,
                   const vene_subspaces *ss, vene_tensor *collected, vene_error *err);
+
+/* ---- reverse mode (iv_grad.c) ---- */
+
+/* Allocate (zeroed) gradient buffers for the type's trainable parameters; idempotent. */
+int vene_iv_grad_alloc(vene_iv *iv, vene_error *err);
+void vene_iv_zero_grad(vene_iv *iv);
+/* Backward of vene_iv_apply: x is the base block as apply received it (before the
+ * intervention), source as given to apply; g holds d(out) on entry and d(x) on return;
+ * dsrc (NULL = not wanted) accumulates d(source) in the full base-shaped layout (so only
+ * for sources of the base's shape). Parameter gradients accumulate into grad_W,
+ * grad_boundary, grad_masks. Collect, Noise and Zero have no parameters; callbacks have
+ * no backward (VENE_ERR_UNSUPPORTED). */
+int vene_iv_backward(vene_iv *iv, const vene_tensor *x, const vene_tensor *source, const vene_subspaces *ss,
+                     vene_tensor *g, float *dsrc, vene_error *err);
+/* grad_original from grad_W through the orthogonal parametrisation (call once after the
+ * backward(s) of a step, before the optimizer reads grad_original). */
+int vene_iv_grad_finish(vene_iv *iv, vene_error *err);
+/* d(original) from d(W) for W = base * Q(original) (overwrites d_original). */
+int vene_orthogonal_backward(const float *original, const float *base, int E, int r, const float *dW,
+                             float *d_original, vene_error *err);
 
 /* Orthogonal parametrisation (spec §8.12): W (E x r) = base (E x E) * Q(original (E x r)).
  * Square: Q = expm(tril(O) - tril(O)^T). Tall: Householder product with tau = 2/(1+|v|^2),

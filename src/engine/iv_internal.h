@@ -28,6 +28,18 @@ static inline int iv_coords_set(const iv_coords *c, int64_t example) {
     return c->n_sets == 1 ? 0 : (int)example;
 }
 
+/* How a rotation-family type flattens a block into N rows of width F = embed_dim
+ * (permute: a 4-D block is first permuted by iv_permute_4d). Checks W and the width. */
+typedef struct iv_flat {
+    int64_t N, F, rows_per_ex;
+    int permute;
+} iv_flat;
+int iv_rotation_flat(const vene_iv *iv, const vene_tensor *base, iv_flat *f, vene_error *err);
+/* Boundless / SigmoidMaskRotated mixing weights m[embed_dim]. */
+int iv_rotation_mask(const vene_iv *iv, float *m, vene_error *err);
+/* B x k1 x k2 x d <-> (B*k2) x (k1*d) (back = 1: the inverse). */
+void iv_permute_4d(const int64_t *sh, const float *in, float *out, int back);
+
 /* Rotation family (Rotated, LowRank, Boundless, SigmoidMaskRotated) on a block whose
  * source has already been brought to the base's shape (src has numel(base) floats). */
 int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, const vene_subspaces *ss,
@@ -36,6 +48,21 @@ int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, co
 /* A random n x n orthogonal matrix in double (QR of a seeded Gaussian matrix, columns
  * signed so that R has a positive diagonal, as torch.nn.init.orthogonal_ does). */
 int iv_random_orthogonal(int n, uint64_t seed, double *Q, vene_error *err);
+
+/* expm(A) (n x n, double) by scaling and squaring with Padé 13 (orthogonal.c). */
+int iv_expm(int n, const double *A, double *R, vene_error *err);
+/* Q (n x m) = first m columns of H_0 ... H_{m-1} (LAPACK orgqr convention, orthogonal.c);
+ * returns -1 when out of memory. */
+int iv_householder_q(int n, int m, const double *V, int ldv, const double *tau, double *Q);
+
+/* Rotation family backward (iv_rotation_grad.c): x and src are the block and the source as
+ * the forward saw them (src broadcast to x's shape); g holds d(out) and becomes d(x);
+ * dsrc (NULL = not wanted) accumulates d(src); parameter gradients accumulate in iv. */
+int iv_rotation_backward(vene_iv *iv, const vene_tensor *x, const float *src, const vene_subspaces *ss,
+                         vene_tensor *g, float *dsrc, vene_error *err);
+/* The source as a full base-shaped block (broadcast when needed; *owned to free). */
+int iv_source_full(const vene_iv *iv, const vene_tensor *base, const vene_tensor *source, const float **full,
+                   float **owned, vene_error *err);
 
 /* "[2, 3, 6]" into buf. */
 const char *iv_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);

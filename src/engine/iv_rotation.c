@@ -16,7 +16,7 @@
 #include "engine/iv_internal.h"
 
 /* B x k1 x k2 x d <-> (B*k2) x (k1*d). */
-static void permute_4d(const int64_t *sh, const float *in, float *out, int back) {
+void iv_permute_4d(const int64_t *sh, const float *in, float *out, int back) {
     int64_t B = sh[0], k1 = sh[1], k2 = sh[2], d = sh[3];
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < k1; h++)
@@ -31,26 +31,42 @@ static void permute_4d(const int64_t *sh, const float *in, float *out, int back)
             }
 }
 
-int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, const vene_subspaces *ss,
-                      vene_error *err) {
+int iv_rotation_mask(const vene_iv *iv, float *m, vene_error *err) {
+    int E = iv->embed_dim;
+    if (iv->type == VENE_IV_BOUNDLESS_ROTATED) {
+        float b = iv->boundary < 1e-3f ? 1e-3f : iv->boundary > 1.0f ? 1.0f : iv->boundary;
+        float by = b * (float)E;
+        for (int i = 0; i < E; i++)
+            m[i] = iv_sigmoidf(((float)i - 0.0f) / iv->temperature) * iv_sigmoidf((by - (float)i) / iv->temperature);
+        return VENE_OK;
+    }
+    if (iv->masks && iv->masks_len != E)
+        return vene_errorf(err, VENE_ERR_ARG, "%s: masks has %d entries but embed_dim is %d",
+                           vene_iv_type_name(iv->type), iv->masks_len, E);
+    for (int i = 0; i < E; i++) m[i] = iv_sigmoidf((iv->masks ? iv->masks[i] : 100.0f) / iv->temperature);
+    return VENE_OK;
+}
+
+int iv_rotation_flat(const vene_iv *iv, const vene_tensor *base, iv_flat *f, vene_error *err) {
     const char *tn = vene_iv_type_name(iv->type);
     int nd = base->ndim;
     const int64_t *sh = base->shape;
-    int64_t n = vene_tensor_numel(base), B = sh[0], N, F, rows_per_ex = 1;
-    int permute = 0;
+    int64_t n = vene_tensor_numel(base), B = sh[0];
     char sbuf[96];
+    f->rows_per_ex = 1;
+    f->permute = 0;
     if (iv->keep_last_dim || nd == 2) {
-        F = sh[nd - 1];
-        N = n / F;
-        rows_per_ex = N / B;
+        f->F = sh[nd - 1];
+        f->N = n / f->F;
+        f->rows_per_ex = f->N / B;
     } else if (nd == 3) {
-        N = B;
-        F = sh[1] * sh[2];
+        f->N = B;
+        f->F = sh[1] * sh[2];
     } else if (nd == 4) {
-        N = B * sh[2];
-        F = sh[1] * sh[3];
-        rows_per_ex = sh[2];
-        permute = 1;
+        f->N = B * sh[2];
+        f->F = sh[1] * sh[3];
+        f->rows_per_ex = sh[2];
+        f->permute = 1;
     } else {
         return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: cannot flatten a %d-D block %s (2 to 4 dims)", tn, nd,
                            iv_shape_str(nd, sh, sbuf, sizeof sbuf));
@@ -58,10 +74,23 @@ int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, co
     if (!iv->W)
         return vene_errorf(err, VENE_ERR_STATE, "%s: no rotation weight (load parameters or call vene_iv_finalize)",
                            tn);
-    int E = iv->embed_dim;
-    if (F != E)
+    if (f->F != iv->embed_dim)
         return vene_errorf(err, VENE_ERR_ARG, "%s: the block %s flattens to width %lld but embed_dim is %d", tn,
-                           iv_shape_str(nd, sh, sbuf, sizeof sbuf), (long long)F, E);
+                           iv_shape_str(nd, sh, sbuf, sizeof sbuf), (long long)f->F, iv->embed_dim);
+    return VENE_OK;
+}
+
+int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, const vene_subspaces *ss,
+                      vene_error *err) {
+    const char *tn = vene_iv_type_name(iv->type);
+    const int64_t *sh = base->shape;
+    int64_t n = vene_tensor_numel(base), B = sh[0];
+    iv_flat fl;
+    int rc0 = iv_rotation_flat(iv, base, &fl, err);
+    if (rc0) return rc0;
+    int64_t N = fl.N, rows_per_ex = fl.rows_per_ex;
+    int permute = fl.permute;
+    int E = iv->embed_dim;
     int r = iv->type == VENE_IV_LOWRANK_ROTATED ? iv->low_rank : E;
     if (r <= 0 || r > E) return vene_errorf(err, VENE_ERR_STATE, "%s: rotation is %d x %d", tn, E, r);
     const float *W = iv->W;
@@ -82,8 +111,8 @@ int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, co
         Xp = malloc(sizeof(float) * (size_t)n);
         Sp = malloc(sizeof(float) * (size_t)n);
         if (!Xp || !Sp) goto oom;
-        permute_4d(sh, base->data, Xp, 0);
-        permute_4d(sh, src, Sp, 0);
+        iv_permute_4d(sh, base->data, Xp, 0);
+        iv_permute_4d(sh, src, Sp, 0);
         X = Xp;
         S = Sp;
     }
@@ -114,31 +143,18 @@ int iv_apply_rotation(const vene_iv *iv, vene_tensor *base, const float *src, co
         } else {
             m = malloc(sizeof(float) * (size_t)E);
             if (!m) goto oom;
-            if (iv->type == VENE_IV_BOUNDLESS_ROTATED) {
-                float b = iv->boundary < 1e-3f ? 1e-3f : iv->boundary > 1.0f ? 1.0f : iv->boundary;
-                float by = b * (float)E;
-                for (int i = 0; i < E; i++)
-                    m[i] = iv_sigmoidf(((float)i - 0.0f) / iv->temperature) *
-                           iv_sigmoidf((by - (float)i) / iv->temperature);
-            } else {
-                if (iv->masks && iv->masks_len != E) {
-                    rc = vene_errorf(err, VENE_ERR_ARG, "%s: masks has %d entries but embed_dim is %d", tn,
-                                     iv->masks_len, E);
-                    goto done;
-                }
-                for (int i = 0; i < E; i++) m[i] = iv_sigmoidf((iv->masks ? iv->masks[i] : 100.0f) / iv->temperature);
-            }
+            if ((rc = iv_rotation_mask(iv, m, err))) goto done;
             for (int64_t i = 0; i < N; i++)
                 for (int c = 0; c < E; c++)
                     RX[i * E + c] = (1.0f - m[c]) * RX[i * E + c] + m[c] * RS[i * E + c];
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, E, r, 1.0f, RX, r, W, r, 0.0f, X, E);
     }
-    if (permute) permute_4d(sh, Xp, base->data, 1);
+    if (permute) iv_permute_4d(sh, Xp, base->data, 1);
     goto done;
 oom:
     rc = vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory for a %lld x %lld block", tn, (long long)N,
-                     (long long)F);
+                     (long long)fl.F);
 done:
     iv_coords_free(&cs);
     free(RX);

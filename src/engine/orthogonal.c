@@ -56,7 +56,7 @@ static int dsolve(int n, double *P, double *R) {
 
 /* expm(A) into R by scaling and squaring with the degree-13 Padé approximant (Higham
  * 2005). A (n x n) is not modified. */
-static int expm(int n, const double *A, double *R, vene_error *err) {
+int iv_expm(int n, const double *A, double *R, vene_error *err) {
     static const double b[14] = {64764752532480000.0, 32382376266240000.0, 7771770303897600.0,
                                  1187353796428800.0,  129060195264000.0,   10559470521600.0,
                                  670442572800.0,      33522128640.0,       1323241920.0,
@@ -64,7 +64,7 @@ static int expm(int n, const double *A, double *R, vene_error *err) {
                                  182.0,               1.0};
     const double theta13 = 5.371920351148152;
     size_t nn = (size_t)n * n;
-    double *ws = malloc(sizeof(double) * nn * 7);
+    double *ws = calloc(nn * 7, sizeof(double)); /* zeroed: gcc cannot see that As is filled before use */
     if (!ws) return vene_errorf(err, VENE_ERR_MEMORY, "matrix exponential: out of memory for %d x %d", n, n);
     double *As = ws, *A2 = ws + nn, *A4 = ws + 2 * nn, *A6 = ws + 3 * nn, *U = ws + 4 * nn,
            *V = ws + 5 * nn, *T = ws + 6 * nn;
@@ -118,7 +118,7 @@ static int expm(int n, const double *A, double *R, vene_error *err) {
 
 /* Q (n x m) = first m columns of H_0 ... H_{m-1}, H_j = I - tau_j v_j v_j^T, where v_j has
  * a 1 at row j, V[i*ldv + j] below it and zeros above (LAPACK orgqr convention). */
-static int householder_q(int n, int m, const double *V, int ldv, const double *tau, double *Q) {
+int iv_householder_q(int n, int m, const double *V, int ldv, const double *tau, double *Q) {
     double *w = malloc(sizeof(double) * (size_t)(m > 0 ? m : 1));
     if (!w) return -1;
     memset(Q, 0, sizeof(double) * (size_t)n * m);
@@ -178,7 +178,7 @@ int vene_orthogonal_weight(const float *original, const float *base, int E, int 
                 else if (i < j) v = -O[(size_t)j * E + i];
                 A[(size_t)i * E + j] = v;
             }
-        rc = expm(E, A, Q, err);
+        rc = iv_expm(E, A, Q, err);
         if (rc) {
             vene_error_prefix(err, "orthogonal parametrisation");
             goto done;
@@ -194,7 +194,7 @@ int vene_orthogonal_weight(const float *original, const float *base, int E, int 
             for (int i = j + 1; i < E; i++) ss += O[(size_t)i * r + j] * O[(size_t)i * r + j];
             tau[j] = 2.0 / (1.0 + ss);
         }
-        if (householder_q(E, r, O, r, tau, Q) != 0) {
+        if (iv_householder_q(E, r, O, r, tau, Q) != 0) {
             rc = vene_errorf(err, VENE_ERR_MEMORY, "orthogonal parametrisation: out of memory for %d x %d", E, r);
             goto done;
         }
@@ -256,7 +256,7 @@ int iv_random_orthogonal(int n, uint64_t seed, double *Q, vene_error *err) {
             for (int c = j + 1; c < n; c++) A[(size_t)i * n + c] -= tv * w[c];
         }
     }
-    int rc = householder_q(n, n, A, n, tau, Q) == 0
+    int rc = iv_householder_q(n, n, A, n, tau, Q) == 0
                  ? VENE_OK
                  : vene_errorf(err, VENE_ERR_MEMORY, "random orthogonal matrix: out of memory for %d x %d", n, n);
     if (rc == VENE_OK)

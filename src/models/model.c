@@ -292,7 +292,7 @@ void vene_run_free(vene_run *rs) {
     if (!rs) return;
     vene_arena_free(&rs->arena);
     vene_arena_free(&rs->garena);
-    free(rs->param_grads);
+    if (!rs->param_grads_borrowed) free(rs->param_grads);
     free(rs->hooks);
     free(rs->site_hooked);
     free(rs->call_count);

@@ -111,6 +111,7 @@ struct vene_run {
     int grad_mode;
     vene_arena garena;
     float *param_grads;
+    int param_grads_borrowed;  /* param_grads belongs to another run state (vene_run_share_grads) */
     void *saved;
     const float *d_logits, *d_hidden;
     vene_hook *bhooks;
@@ -136,6 +137,9 @@ int vene_run_fire_back(vene_run *rs, int site, int layer, vene_tensor *g, vene_e
             if (fire_rc_ != VENE_OK) return fire_rc_;                                  \
         }                                                                              \
     } while (0)
+/* Make rs accumulate weight gradients into owner's buffer (both VENE_GRAD_MODEL, same
+ * model; owner must outlive rs's use of it): an intervenable's source passes share it. */
+int vene_run_share_grads(vene_run *rs, vene_run *owner, vene_error *err);
 /* Gradient buffer of a bound weight in this run, NULL when weight gradients are off. */
 float *vene_run_grad_of(const vene_run *rs, const float *weight);
 /* Backward of vene_run_lm_head: d_hidden += d_logits W (rows of d_logits that are all

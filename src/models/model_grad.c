@@ -17,6 +17,10 @@ int vene_run_set_grad(vene_run *rs, int mode, vene_error *err) {
     if (mode != VENE_GRAD_NONE && !m->arch->backward)
         return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: model_type \"%s\" has no backward pass yet", m->dir,
                            m->arch->model_type);
+    if (rs->param_grads_borrowed) {
+        rs->param_grads = NULL;
+        rs->param_grads_borrowed = 0;
+    }
     if (mode == VENE_GRAD_MODEL && !rs->param_grads) {
         rs->param_grads = calloc((size_t)(m->n_params > 0 ? m->n_params : 1), sizeof(float));
         if (!rs->param_grads)
@@ -28,6 +32,17 @@ int vene_run_set_grad(vene_run *rs, int mode, vene_error *err) {
     }
     rs->grad_mode = mode;
     rs->saved = NULL; /* the last forward kept nothing for this mode */
+    return VENE_OK;
+}
+
+int vene_run_share_grads(vene_run *rs, vene_run *owner, vene_error *err) {
+    if (rs->m != owner->m || owner->grad_mode != VENE_GRAD_MODEL || !owner->param_grads)
+        return vene_errorf(err, VENE_ERR_STATE, "vene_run_share_grads: the owner must be a run of the same model with weight gradients on");
+    if (!rs->param_grads_borrowed) free(rs->param_grads);
+    rs->param_grads = owner->param_grads;
+    rs->param_grads_borrowed = 1;
+    rs->grad_mode = VENE_GRAD_MODEL;
+    rs->saved = NULL;
     return VENE_OK;
 }
 

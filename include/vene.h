@@ -275,6 +275,42 @@ int vene_intervenable_grad(vene_intervenable *iv, const char *name, vene_tensor 
 int vene_loss_cross_entropy(const vene_tensor *logits, const int *positions, int position, const int32_t *labels,
                             vene_tensor *d_logits, float *loss, int *correct, vene_error *err);
 
+/* Optimisers (torch.optim semantics). An optimizer updates an intervenable's trainable
+ * tensors (rotations' `original`, Boundless boundaries, masks; linked interventions once)
+ * and, with train_model, the model's weights (VENE_GRAD_MODEL and a trainable model).
+ * vene_optimizer_step: clip, update, re-derive rotations, advance the schedules, zero
+ * every gradient. Create with an intervenable, or with iv NULL and a run state to train
+ * a plain model (train_model must be set). The optimizer borrows iv/rs: free it first. */
+enum { VENE_OPT_SGD = 0, VENE_OPT_ADAM = 1, VENE_OPT_ADAMW = 2 };
+enum { VENE_SCHED_CONSTANT = 0, VENE_SCHED_LINEAR = 1, VENE_SCHED_COSINE = 2 };
+typedef struct vene_optim_config {
+    int kind;                    /* VENE_OPT_* (default Adam, as pyvene's train_alignment) */
+    float lr;                    /* 1e-3 */
+    float beta1, beta2, eps;     /* 0.9, 0.999, 1e-8 */
+    float weight_decay;          /* Adam/SGD: L2 added to the gradient; AdamW: decoupled */
+    float momentum;              /* SGD */
+    float boundary_lr;           /* Boundless DAS boundaries (the tutorial uses 1e-2); 0 = lr */
+    float clip_norm;             /* global gradient-norm clipping; 0 = off */
+    int warmup_steps, total_steps;
+    int schedule;                /* VENE_SCHED_*: linear warm-up then constant/linear/cosine */
+    float temperature_start, temperature_end; /* linspace over total_steps (pyvene); 0 = fixed */
+    int train_model;
+} vene_optim_config;
+typedef struct vene_optimizer vene_optimizer;
+void vene_optim_config_default(vene_optim_config *c);
+int vene_optimizer_new(vene_intervenable *iv, vene_run *rs, const vene_optim_config *c, vene_optimizer **out,
+                       vene_error *err);
+int vene_optimizer_step(vene_optimizer *o, float *grad_norm, vene_error *err);
+float vene_optimizer_lr(const vene_optimizer *o);   /* the rate the next step uses */
+int vene_optimizer_steps(const vene_optimizer *o);
+int64_t vene_optimizer_param_count(const vene_optimizer *o); /* pyvene's count_parameters */
+void vene_optimizer_free(vene_optimizer *o);
+/* Make a loaded model's weights writable (private copy-on-write pages; the files never
+ * change) so an optimizer may train it. The model must then not be shared by other
+ * threads while it trains. */
+int vene_model_set_trainable(vene_model *m, vene_error *err);
+int vene_model_is_trainable(const vene_model *m);
+
 /* pyvene's printed config ("IntervenableConfig" and indented JSON with model_type,
  * representations, intervention_types, mode, sorted_keys, intervention_dimensions).
  * Released with vene_free; NULL on allocation failure. */

@@ -407,6 +407,14 @@ int st_open_memory(const void *buf, size_t len, const char *label, st_file **out
     return finish_open(f, out, err);
 }
 
+int st_make_writable(st_file *f, vene_error *err) {
+    if (!f->mapped) return vene_errorf(err, VENE_ERR_STATE, "%s: not a mapped file, cannot be made writable", f->path);
+    /* the mapping is MAP_PRIVATE: writes go to private copy-on-write pages, never to the file */
+    if (f->len && mprotect((void *)f->base, f->len, PROT_READ | PROT_WRITE) != 0)
+        return vene_errorf(err, VENE_ERR_IO, "%s: cannot make the mapping writable: %s", f->path, strerror(errno));
+    return VENE_OK;
+}
+
 void st_close(st_file *f) { file_free(f); }
 
 const char *st_path(const st_file *f) { return f ? f->path : NULL; }

@@ -37,6 +37,8 @@ int st_open(const char *path, st_file **out, vene_error *err);
 /* Same checks on an in-memory buffer (the buffer must outlive the st_file; used by fuzzers). */
 int st_open_memory(const void *buf, size_t len, const char *label, st_file **out, vene_error *err);
 void st_close(st_file *f);
+/* Make a mapped file's pages writable (private copy-on-write: the file never changes). */
+int st_make_writable(st_file *f, vene_error *err);
 
 const char *st_path(const st_file *f);
 int st_count(const st_file *f);

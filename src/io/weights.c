@@ -406,3 +406,11 @@ int vene_weights_get(vene_weights *w, const char *name, int ndim, const int64_t 
     *out = *slot;
     return VENE_OK;
 }
+
+int vene_weights_make_writable(vene_weights *w, vene_error *err) {
+    for (int i = 0; i < w->nfiles; i++) {
+        int rc = st_make_writable(w->files[i].f, err);
+        if (rc) return rc;
+    }
+    return VENE_OK;
+}

@@ -13,6 +13,8 @@ typedef struct vene_weights vene_weights;
 /* Open every safetensors file of the folder (mmap; nothing copied yet). */
 int vene_weights_open(const char *dir, vene_weights **out, vene_error *err);
 void vene_weights_free(vene_weights *w);
+/* Let bound weight pointers be written (training): private copy-on-write pages. */
+int vene_weights_make_writable(vene_weights *w, vene_error *err);
 
 /* Find `name`, also trying it with each of the given prefixes stripped/added (e.g.
  * "transformer."), so folders saved from GPT2Model and GPT2LMHeadModel both load.

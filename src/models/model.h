@@ -56,6 +56,7 @@ struct vene_model {
     cJSON *config;             /* parsed config.json, owned */
     vene_weights *weights;     /* owned */
     int has_lm_head;
+    int trainable;             /* vene_model_set_trainable: weights may be written */
     /* common hyper-parameters, read from config.json by the architecture's loader */
     int n_layer, d_model, n_head, n_kv_head, head_dim, d_ff, vocab_size, n_ctx;
     float norm_eps;

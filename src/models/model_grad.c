@@ -177,3 +177,14 @@ size_t vene_run_grad_bytes(const vene_run *rs) {
     if (!rs) return 0;
     return rs->arena.cap + rs->garena.cap + (rs->param_grads ? sizeof(float) * (size_t)rs->m->n_params : 0);
 }
+
+int vene_model_set_trainable(vene_model *m, vene_error *err) {
+    if (!m) return vene_errorf(err, VENE_ERR_ARG, "vene_model_set_trainable: NULL model");
+    if (m->trainable) return VENE_OK;
+    int rc = vene_weights_make_writable(m->weights, err);
+    if (rc) return vene_error_prefix(err, "%s", m->dir);
+    m->trainable = 1;
+    return VENE_OK;
+}
+
+int vene_model_is_trainable(const vene_model *m) { return m && m->trainable; }

@@ -64,6 +64,13 @@ void vk_gelu_tanh_backward(const float *dy, const float *x, float *dx, int64_t n
     }
 }
 
+void vk_silu_backward(const float *dy, const float *x, float *dx, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + expf(-x[i]));
+        dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
 void vk_embed_backward(const float *dy, const int32_t *ids, float *dtable, int n, int D) {
     for (int i = 0; i < n; i++) {
         float *row = dtable + (int64_t)ids[i] * D;

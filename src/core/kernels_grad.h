@@ -25,6 +25,8 @@ void vk_layernorm_backward(const float *dy, const float *x, const float *gamma, 
                            float *dbeta, int rows, int D, float eps);
 /* gelu_new (tanh approximation). */
 void vk_gelu_tanh_backward(const float *dy, const float *x, float *dx, int64_t n);
+/* SiLU x * sigmoid(x). */
+void vk_silu_backward(const float *dy, const float *x, float *dx, int64_t n);
 /* dtable[ids[i]] += dy[i]. */
 void vk_embed_backward(const float *dy, const int32_t *ids, float *dtable, int n, int D);
 

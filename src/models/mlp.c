@@ -27,6 +27,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
+#include "core/kernels_grad.h"
 #include "core/kernels_llama.h"
 #include "models/model.h"
 
@@ -161,6 +162,17 @@ static void mlp_free_impl(vene_model *m) {
     m->impl = NULL;
 }
 
+/* Gradient mode: each layer's input and pre-activation (the forward's own buffers, which
+ * it allocates per layer anyway) and the token ids for the embedding's gradient. */
+typedef struct mlp_saved {
+    const float **in, **pre;
+    int32_t *ids;
+} mlp_saved;
+
+static size_t mlp_grad_bytes(const vene_model *m, int B, int S) {
+    return sizeof(mlp_saved) + 2 * sizeof(float *) * (size_t)m->n_layer + sizeof(int32_t) * (size_t)B * S + 64 * 4;
+}
+
 /* Number of arena allocations in mlp_forward (each may waste up to 64 bytes). */
 #define MLP_ALLOCS(L) (3 + 2 * (size_t)(L))
 
@@ -243,6 +255,20 @@ static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_FIRE(rs, S_DROP_IN, -1, &tX, err);
     VENE_FIRE(rs, S_DROP_OUT, -1, &tX, err);
 
+    mlp_saved *sv = NULL;
+    if (rs->grad_mode) {
+        float *p;
+        VENE_ALLOC(p, (sizeof *sv + 2 * sizeof(float *) * (size_t)m->n_layer + 3) / 4);
+        sv = (mlp_saved *)(void *)p;
+        sv->in = (const float **)(void *)(sv + 1);
+        sv->pre = sv->in + m->n_layer;
+        sv->ids = NULL;
+        if (!in->embeds) {
+            VENE_ALLOC(p, (size_t)T);
+            sv->ids = (int32_t *)(void *)p;
+            memcpy(sv->ids, in->ids, sizeof(int32_t) * (size_t)T);
+        }
+    }
     float *cur = x;
     vene_tensor tCur = tX;
     for (int l = 0; l < m->n_layer; l++) {
@@ -261,6 +287,7 @@ static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_HDROP_IN, l, &tA, err);
         VENE_FIRE(rs, S_HDROP_OUT, l, &tA, err);
         VENE_FIRE(rs, S_H_OUT, l, &tA, err);
+        if (sv) sv->in[l] = cur, sv->pre[l] = f;
         cur = a;
         tCur = tA;
     }
@@ -276,6 +303,71 @@ static int mlp_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         /* pooled_logits.squeeze(1): B x classes for a single position */
         rs->logits = w->squeeze && S == 1 ? vene_tensor_2d(logits, B, C) : tS;
         rs->has_logits = 1;
+    }
+    if (sv) rs->saved = sv;
+    return VENE_OK;
+}
+
+static void act_backward(int act, const float *dy, const float *x, float *dx, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], d;
+        switch (act) {
+        case ACT_GELU: d = 0.5 * (1.0 + erf(v * 0.70710678118654752440)) + v * exp(-0.5 * v * v) * 0.3989422804014327; break;
+        case ACT_RELU: d = v > 0.0 ? 1.0 : 0.0; break;
+        case ACT_TANH: d = 1.0 - tanh(v) * tanh(v); break;
+        case ACT_SIGMOID: d = 1.0 / (1.0 + exp(-v)), d = d * (1.0 - d); break;
+        default: continue; /* gelu_tanh and silu: vectorised kernels below */
+        }
+        dx[i] += (float)(dy[i] * d);
+    }
+    if (act == ACT_GELU_TANH) vk_gelu_tanh_backward(dy, x, dx, n);
+    if (act == ACT_SILU) vk_silu_backward(dy, x, dx, n);
+}
+
+/* mlp_forward backwards: score, then per layer act and ff1, then the embeddings. */
+static int mlp_backward(vene_run *rs, vene_error *err) {
+    const vene_model *m = rs->m;
+    const mlp_weights *w = m->impl;
+    const mlp_saved *sv = rs->saved;
+    const int B = rs->B, S = rs->S, T = B * S, D = m->d_model, C = w->n_classes;
+    const size_t TD = (size_t)T * D;
+    float *g, *gpre;
+    VENE_GALLOC(g, TD);
+    VENE_GALLOC(gpre, TD);
+    vene_tensor tg = vene_tensor_3d(g, B, S, D), tpre = vene_tensor_3d(gpre, B, S, D);
+    if (m->has_lm_head && rs->d_logits) {
+        float *dl;
+        VENE_GALLOC(dl, (size_t)T * C);
+        memcpy(dl, rs->d_logits, sizeof(float) * (size_t)T * C);
+        vene_tensor tl = vene_tensor_3d(dl, B, S, C);
+        VENE_FIRE_BACK(rs, S_SCORE_OUT, -1, &tl, err);
+        vk_linear_out_in_backward(dl, rs->last_hidden.data, w->score_w, g, vene_run_grad_of(rs, w->score_w),
+                                  vene_run_grad_of(rs, w->score_b), T, D, C);
+    }
+    if (rs->d_hidden) vk_acc(rs->d_hidden, g, (int64_t)TD);
+    if (m->has_lm_head) VENE_FIRE_BACK(rs, S_SCORE_IN, -1, &tg, err);
+    for (int l = m->n_layer - 1; l >= 0; l--) {
+        const mlp_layer *L = &w->layers[l];
+        VENE_FIRE_BACK(rs, S_H_OUT, l, &tg, err);
+        VENE_FIRE_BACK(rs, S_HDROP_OUT, l, &tg, err);
+        VENE_FIRE_BACK(rs, S_HDROP_IN, l, &tg, err);
+        VENE_FIRE_BACK(rs, S_ACT_OUT, l, &tg, err);
+        memset(gpre, 0, TD * sizeof(float));
+        act_backward(w->act, g, sv->pre[l], gpre, (int64_t)TD);
+        VENE_FIRE_BACK(rs, S_ACT_IN, l, &tpre, err);
+        VENE_FIRE_BACK(rs, S_FF1_OUT, l, &tpre, err);
+        memset(g, 0, TD * sizeof(float));
+        vk_linear_out_in_backward(gpre, sv->in[l], L->w, g, vene_run_grad_of(rs, L->w), vene_run_grad_of(rs, L->b), T,
+                                  D, D);
+        VENE_FIRE_BACK(rs, S_FF1_IN, l, &tg, err);
+        VENE_FIRE_BACK(rs, S_H_IN, l, &tg, err);
+    }
+    VENE_FIRE_BACK(rs, S_DROP_OUT, -1, &tg, err);
+    VENE_FIRE_BACK(rs, S_DROP_IN, -1, &tg, err);
+    if (sv->ids) {
+        VENE_FIRE_BACK(rs, S_WTE_OUT, -1, &tg, err);
+        float *dwte = vene_run_grad_of(rs, w->wte);
+        if (dwte) vk_embed_backward(g, sv->ids, dwte, T, D);
     }
     return VENE_OK;
 }
@@ -293,4 +385,6 @@ const vene_arch vene_arch_mlp = {
     .forward = mlp_forward,
     .site_shape = mlp_site_shape,
     .component_width = mlp_component_width,
+    .grad_bytes = mlp_grad_bytes,
+    .backward = mlp_backward,
 };

@@ -311,6 +311,34 @@ void vene_optimizer_free(vene_optimizer *o);
 int vene_model_set_trainable(vene_model *m, vene_error *err);
 int vene_model_is_trainable(const vene_model *m);
 
+/* Save a model's current weights as a Hugging Face folder (model.safetensors written
+ * atomically; config.json and tokenizer files copied from the folder it came from). */
+int vene_model_save(const vene_model *m, const char *dir, vene_error *err);
+
+/* The training loop, one batch at a time, for programs with their own data and loss:
+ * forward with interventions, fn fills d_logits / d_hidden (zeroed, the outputs' shapes;
+ * NULL when the model has no such output) and *loss, backward, then an optimizer step when
+ * opt is not NULL (pass NULL to accumulate gradients over several calls). */
+typedef int (*vene_loss_fn)(void *user, const vene_tensor *logits, const vene_tensor *hidden, vene_tensor *d_logits,
+                            vene_tensor *d_hidden, float *loss, vene_error *err);
+int vene_train_step(vene_intervenable *iv, const vene_call *call, vene_loss_fn fn, void *user, vene_optimizer *opt,
+                    float *loss, vene_error *err);
+
+/* `vene train CONFIG` (docs/training.md): overrides are used when set (> 0 / non-NULL). */
+typedef struct vene_train_options {
+    const char *out_dir;   /* where the trained interventions go (pyvene's layout) */
+    int epochs;
+    float lr;
+    int64_t seed;          /* -1 = the config's */
+    int quiet;
+} vene_train_options;
+typedef struct vene_train_result {
+    double iia_before, iia, train_loss, eval_loss, seconds;
+    int steps;
+    int64_t params, grad_bytes;
+} vene_train_result;
+int vene_train_run(const char *config_path, const vene_train_options *o, vene_train_result *res, vene_error *err);
+
 /* pyvene's printed config ("IntervenableConfig" and indented JSON with model_type,
  * representations, intervention_types, mode, sorted_keys, intervention_dimensions).
  * Released with vene_free; NULL on allocation failure. */

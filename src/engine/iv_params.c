@@ -115,6 +115,8 @@ int vene_iv_set_param(vene_iv *iv, const char *name, const st_tensor *t, vene_er
         if ((rc = check_rot_shape(iv, name, t, square, err))) return rc;
         if ((rc = load_f32(iv, name, t, &p, err))) return rc;
         replace(!strcmp(name, P_ORIGINAL) ? &iv->original : !strcmp(name, P_BASE) ? &iv->base : &iv->W, p);
+        /* a new original or base makes a derived W stale: vene_iv_finalize re-derives it */
+        if (strcmp(name, P_WEIGHT) != 0) replace(&iv->W, NULL);
         return VENE_OK;
     }
     if (ty == VENE_IV_BOUNDLESS_ROTATED && !strcmp(name, "intervention_boundaries")) {

@@ -311,6 +311,10 @@ void vene_optimizer_free(vene_optimizer *o);
 int vene_model_set_trainable(vene_model *m, vene_error *err);
 int vene_model_is_trainable(const vene_model *m);
 
+/* Create a model folder with freshly initialised weights (Hugging Face's initialisation
+ * for the architecture; model_type gpt2 or mlp) from a config.json text, for training
+ * from scratch. Deterministic for a seed. *n_params (may be NULL) gets the count. */
+int vene_model_init(const char *dir, const char *config_json, uint64_t seed, int64_t *n_params, vene_error *err);
 /* Save a model's current weights as a Hugging Face folder (model.safetensors written
  * atomically; config.json and tokenizer files copied from the folder it came from). */
 int vene_model_save(const vene_model *m, const char *dir, vene_error *err);

@@ -36,6 +36,7 @@ static const struct {
     {"tokenize", vene_cmd_tokenize, "token ids and pieces of a text"},
     {"forward", vene_cmd_forward, "run a model on a text: next-token top-k, logits and sites to a file"},
     {"run", vene_cmd_run, "execute an experiment file (pyvene semantics) and write the result"},
+    {"init", vene_cmd_init, "a freshly initialised model folder (gpt2, mlp) to train from scratch"},
     {"train", vene_cmd_train, "train interventions (DAS, Boundless DAS, masks) or the model (IIT) on a dataset"},
 };
 

@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     if (vene_run_new(m, &c.rs, &err)) bench_die("vene_run_new", &err);
     if (vene_intervenable_new(m, CONFIG, &c.iv, &err)) bench_die("vene_intervenable_new", &err);
     const vene_batch *srcs[1] = {&c.source};
-    c.call = (vene_call){&c.base, srcs, 1, "{\"sources->base\": 8}", NULL, NULL, 0};
+    c.call = (vene_call){.base = &c.base, .sources = srcs, .n_sources = 1, .unit_locations = "{\"sources->base\": 8}"};
 
     int site = -1, layer = -1;
     if (vene_model_find_site(m, "h[6].output", &site, &layer, &err)) bench_die("find site h[6].output", &err);

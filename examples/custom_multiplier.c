@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     printf("\"%s\": block_output of layer 0 multiplied by a factor\n\n", text);
     for (int f = 0; f < 3; f++) {
         state.factor = factors[f]; /* the callback reads its state at call time */
-        vene_call call = {&base, NULL, 0, where, NULL, NULL, /*output_original=*/f == 0};
+        vene_call call = {.base = &base, .unit_locations = where, .output_original = f == 0};
         TRY(vene_intervenable_forward(iv, &call, &err));
         const vene_tensor *lg = vene_intervenable_logits(iv, 1);
         int64_t V = lg->shape[2];

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     vene_batch base = {1, (int)nb, base_ids, NULL, NULL, NULL};
     vene_batch source = {1, (int)ns, src_ids, NULL, NULL, NULL};
     const vene_batch *sources[] = {&source};
-    vene_call call = {&base, sources, 1, "{\"sources->base\": 3}", NULL, NULL, /*output_original=*/1};
+    vene_call call = {.base = &base, .sources = sources, .n_sources = 1, .unit_locations = "{\"sources->base\": 3}", .output_original = 1};
     TRY(vene_intervenable_forward(iv, &call, &err));
     printf("base:   \"%s\"\nsource: \"%s\"\nswap:   block_output of layer %d at position 3\n\n", base_text, src_text, layer);
     print_top5("original", vene_intervenable_logits(iv, 0), tok);
@@ -95,7 +95,7 @@ int main(int argc, char **argv) {
     snprintf(config, sizeof config, "{\"layer\": %d, \"component\": \"block_output\", "
              "\"intervention_type\": \"CollectIntervention\"}", layer);
     TRY(vene_intervenable_new(model, config, &probe, &err));
-    vene_call look = {&source, NULL, 0, "{\"base\": 3}", NULL, NULL, 0};
+    vene_call look = {.base = &source, .unit_locations = "{\"base\": 3}"};
     TRY(vene_intervenable_forward(probe, &look, &err));
 
     /* 5. Checks. */

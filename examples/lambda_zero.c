@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
 
     /* No sources: the callback runs in the base run only, at position 3 (" Spain"). */
     vene_batch base = {1, (int)n, ids, NULL, NULL, NULL};
-    vene_call call = {&base, NULL, 0, "{\"base\": 3}", NULL, NULL, /*output_original=*/1};
+    vene_call call = {.base = &base, .unit_locations = "{\"base\": 3}", .output_original = 1};
     TRY(vene_intervenable_forward(iv, &call, &err));
 
     printf("\"%s\": mlp_output of layer %d zeroed at position 3\n\n", text, layer);

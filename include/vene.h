@@ -161,6 +161,10 @@ typedef int (*vene_hook_fn)(void *user, const vene_hook_call *where, vene_tensor
 int vene_run_add_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err);
 void vene_run_clear_hooks(vene_run *rs);
 
+/* Compute logits only at one position per example (B entries, negative = from the end;
+ * borrowed until reset with NULL): vene_run_logits is then B x 1 x V. */
+void vene_run_set_logit_positions(vene_run *rs, const int *positions);
+
 /* Run the model on a batch. Outputs stay in the run state until the next forward. */
 int vene_forward(vene_run *rs, const vene_batch *batch, vene_error *err);
 /* B x S x V logits of the last forward (NULL for bare models or before a forward). */
@@ -238,6 +242,10 @@ typedef struct vene_call {
     const char *subspaces;              /* JSON or NULL */
     const vene_tensor *const *source_reps; /* per intervention constant sources, or NULL */
     int output_original;                /* also run the base without interventions */
+    /* Training on one position per example: logits only there (B x 1 x V instead of
+     * B x S x V; negative = from the end), which skips most of the LM head. NULL = all.
+     * Borrowed: must stay valid until the backward of this call. */
+    const int *logit_positions;
 } vene_call;
 
 int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err);
@@ -267,6 +275,8 @@ void vene_intervenable_zero_grad(vene_intervenable *iv);
  * weight.original" = what the optimiser updates, "0.intervention_boundaries", "0.masks",
  * "0.mask"), or a model weight name ("h.0.mlp.c_fc.weight") with VENE_GRAD_MODEL. */
 int vene_intervenable_grad(vene_intervenable *iv, const char *name, vene_tensor *out, vene_error *err);
+/* Bytes held for training: run states' arenas, weight gradients, saved blocks. */
+size_t vene_intervenable_grad_bytes(const vene_intervenable *iv);
 
 /* Mean cross-entropy over the B examples of logits (B x S x V, or B x V) at one position
  * per example (positions[b], or `position` for all when positions is NULL; negative counts

@@ -139,7 +139,7 @@ static int run(const char *config, vene_iv_callback cb, void *user, int with_sou
     if (cb && (rc = vene_intervenable_set_callback(iv, 0, cb, user, err))) goto out;
     vene_batch base = {B, S, BASE_IDS, NULL, NULL, NULL}, src = {B, S, SRC_IDS, NULL, NULL, NULL};
     const vene_batch *srcs[1] = {&src};
-    vene_call call = {&base, srcs, with_source ? 1 : 0, ul, ss, NULL, 1};
+    vene_call call = {.base = &base, .sources = srcs, .n_sources = with_source ? 1 : 0, .unit_locations = ul, .subspaces = ss, .output_original = 1};
     if ((rc = vene_intervenable_forward(iv, &call, err))) goto out;
     int64_t n;
     r->orig = dup(vene_intervenable_logits(iv, 0), &n);

@@ -102,7 +102,7 @@ static int run_call(vene_intervenable *iv, const tcase *c, outputs *o, vene_erro
     vene_batch base = {B, S, BASE_IDS, NULL, NULL, NULL};
     vene_batch s0 = {B, S, SRC0_IDS, NULL, NULL, NULL}, s1 = {B, S, SRC1_IDS, NULL, NULL, NULL};
     const vene_batch *srcs[2] = {&s0, &s1};
-    vene_call call = {&base, srcs, c->n_sources, c->ul, c->ss, NULL, 1};
+    vene_call call = {.base = &base, .sources = srcs, .n_sources = c->n_sources, .unit_locations = c->ul, .subspaces = c->ss, .output_original = 1};
     int rc = vene_intervenable_forward(iv, &call, err);
     if (rc) return rc;
     memset(o, 0, sizeof *o);

@@ -208,7 +208,57 @@ static void test_train_run(void) {
     rm_tree(dir);
 }
 
+/* Logits at one position per example: the same rows, and the same DAS gradient. */
+static void test_logit_positions(void) {
+    vene_model *m = NULL;
+    vene_intervenable *iv = NULL;
+    CHECK(vene_model_load("fixtures/models/gpt2-tiny", NULL, &m, &err) == VENE_OK);
+    CHECK(vene_intervenable_new(m, "{\"representations\": [{\"layer\": 1, \"component\": \"block_output\", "
+                                   "\"low_rank_dimension\": 1, \"intervention_type\": \"LowRankRotatedSpaceIntervention\"}]}",
+                                &iv, &err) == VENE_OK);
+    CHECK(vene_intervenable_set_grad(iv, VENE_GRAD_ACTIVATIONS, &err) == VENE_OK);
+    int32_t ids[10] = {464, 3139, 286, 8602, 318, 464, 3139, 286, 8031, 318}, sids[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    vene_batch b = {.batch = 2, .seq = 5, .ids = ids}, s = {.batch = 2, .seq = 5, .ids = sids};
+    const vene_batch *srcs[1] = {&s};
+    int pos[2] = {-1, 2}, abs_pos[2] = {4, 2};
+    int32_t labels[2] = {10598, 7};
+    float *grads[2];
+    vene_tensor rows[2];
+    for (int k = 0; k < 2; k++) {
+        vene_call call = {.base = &b, .sources = srcs, .n_sources = 1, .unit_locations = "{\"sources->base\": 1}",
+                          .logit_positions = k ? pos : NULL};
+        CHECK(vene_intervenable_forward(iv, &call, &err) == VENE_OK);
+        const vene_tensor *lg = vene_intervenable_logits(iv, 1);
+        CHECK(lg->shape[1] == (k ? 1 : 5));
+        rows[k] = *lg;
+        rows[k].data = malloc(sizeof(float) * (size_t)vene_tensor_numel(lg));
+        memcpy(rows[k].data, lg->data, sizeof(float) * (size_t)vene_tensor_numel(lg));
+        vene_tensor d = *lg;
+        d.data = calloc((size_t)vene_tensor_numel(lg), sizeof(float));
+        float l;
+        CHECK(vene_loss_cross_entropy(lg, k ? NULL : abs_pos, 0, labels, &d, &l, NULL, &err) == VENE_OK);
+        vene_intervenable_zero_grad(iv);
+        CHECK(vene_intervenable_backward(iv, &d, NULL, &err) == VENE_OK);
+        free(d.data);
+        vene_tensor g;
+        CHECK(vene_intervenable_grad(iv, "0.rotate_layer.weight", &g, &err) == VENE_OK);
+        grads[k] = malloc(sizeof(float) * 64);
+        memcpy(grads[k], g.data, sizeof(float) * 64);
+    }
+    int64_t V = rows[0].shape[2];
+    double dr = 0, dg = 0;
+    for (int e = 0; e < 2; e++)
+        for (int64_t v = 0; v < V; v++)
+            dr = fmax(dr, fabs(rows[0].data[((int64_t)e * 5 + abs_pos[e]) * V + v] - rows[1].data[(int64_t)e * V + v]));
+    for (int i = 0; i < 64; i++) dg = fmax(dg, fabs(grads[0][i] - grads[1][i]));
+    CHECK_MSG(dr < 1e-5 && dg < 1e-6, "logit positions: rows differ by %.3g, gradients by %.3g", dr, dg);
+    for (int k = 0; k < 2; k++) free(rows[k].data), free(grads[k]);
+    vene_intervenable_free(iv);
+    vene_model_free(m);
+}
+
 int main(void) {
+    test_logit_positions();
     test_engine_gradients();
     test_adam();
     test_train_run();

@@ -549,6 +549,7 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         s->finalized = 1;
     }
     vene_run_clear_hooks(iv->rs);
+    vene_run_set_logit_positions(iv->rs, call->logit_positions);
     if (call->output_original) {
         if ((rc = vene_forward(iv->rs, base, err)) || (rc = keep_outputs(iv, 0, err))) goto done;
     }
@@ -561,6 +562,7 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
             iv->getters_pending = 0;
             for (int i = 0; i < iv->n && !rc; i++)
                 if (iv->slots[i].group == g) rc = add_getter(iv, rs, &iv->slots[i], err);
+            vene_run_set_logit_positions(rs, NULL);
             if (!rc) rc = run_source(iv, rs, src[g], err);
             vene_run_clear_hooks(rs);
             if (rc) vene_error_prefix(err, "sources[%d]", g);
@@ -582,6 +584,7 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
                 if (prev >= 0 && iv->slots[i].group == prev) rc = add_setter(iv, &iv->slots[i], err);
             for (int i = 0; i < iv->n && !rc; i++)
                 if (iv->slots[i].group == g && iv->slots[i].src_loc.present) rc = add_getter(iv, iv->rs, &iv->slots[i], err);
+            vene_run_set_logit_positions(iv->rs, NULL);
             if (!rc) rc = run_source(iv, iv->rs, src[g], err);
             if (rc) vene_error_prefix(err, "sources[%d]", g);
             prev = g;
@@ -591,7 +594,8 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
             if (iv->slots[i].group == prev || (prev < 0 && slot_is_constant(&iv->slots[i]))) rc = add_setter(iv, &iv->slots[i], err);
     }
     if (rc) goto done;
-    rc = vene_forward(iv->rs, base, err);
+    vene_run_set_logit_positions(iv->rs, call->logit_positions);
+    rc = vene_forward(iv->rs, base, err); /* logit positions stay set: a backward reads them */
     vene_run_clear_hooks(iv->rs);
     if (rc) goto done;
     if ((rc = keep_outputs(iv, 1, err))) goto done;

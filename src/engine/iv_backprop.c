@@ -229,3 +229,15 @@ int vene_intervenable_grad(vene_intervenable *iv, const char *name, vene_tensor 
     return vene_errorf(err, VENE_ERR_ARG, "\"%s\": intervention %d (%s, %s) has no gradient named \"%s\" (gradients on? "
                        "a backward run?)", name, s->index, s->key, vene_iv_type_name(v->type), param);
 }
+
+size_t vene_intervenable_grad_bytes(const vene_intervenable *iv) {
+    if (!iv) return 0;
+    size_t n = vene_run_grad_bytes(iv->rs);
+    for (int g = 0; iv->src_rs && g < iv->G; g++) n += vene_run_grad_bytes(iv->src_rs[g]);
+    for (int i = 0; i < iv->n; i++) {
+        const vene_slot *s = &iv->slots[i];
+        n += sizeof(float) * (size_t)(vene_tensor_numel(&s->bw_x) * (s->bw_x.data != NULL) +
+                                      vene_tensor_numel(&s->bw_src) * (s->bw_src.data != NULL));
+    }
+    return n;
+}

@@ -340,15 +340,40 @@ int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error 
     return VENE_OK;
 }
 
+void vene_run_set_logit_positions(vene_run *rs, const int *positions) { rs->logit_pos = positions; }
+
+/* Row b's position for rs->logit_pos, or -1 when out of range. */
+int vene_run_logit_row(const vene_run *rs, int b) {
+    int S = rs->S, p = rs->logit_pos[b];
+    if (p < 0) p += S;
+    return p < 0 || p >= S ? -1 : p;
+}
+
 int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, vene_error *err) {
     const vene_model *m = rs->m;
     const vene_tensor *h = &rs->last_hidden;
     int B = (int)h->shape[0], S = (int)h->shape[1], D = (int)h->shape[2], V = m->vocab_size;
     VENE_FIRE(rs, site_in, -1, &rs->last_hidden, err);
     float *logits;
-    VENE_ALLOC(logits, (size_t)B * S * V);
-    vk_linear_out_in(h->data, W, NULL, logits, B * S, D, V);
-    rs->logits = vene_tensor_3d(logits, B, S, V);
+    if (rs->logit_pos) {
+        /* one row per example: gather the rows, one B x D product */
+        float *rows;
+        VENE_ALLOC(rows, (size_t)B * D);
+        for (int b = 0; b < B; b++) {
+            int p = vene_run_logit_row(rs, b);
+            if (p < 0)
+                return vene_errorf(err, VENE_ERR_RANGE, "logit position %d of example %d outside the %d positions",
+                                   rs->logit_pos[b], b, S);
+            memcpy(rows + (size_t)b * D, h->data + ((size_t)b * S + p) * D, sizeof(float) * (size_t)D);
+        }
+        VENE_ALLOC(logits, (size_t)B * V);
+        vk_linear_out_in(rows, W, NULL, logits, B, D, V);
+        rs->logits = vene_tensor_3d(logits, B, 1, V);
+    } else {
+        VENE_ALLOC(logits, (size_t)B * S * V);
+        vk_linear_out_in(h->data, W, NULL, logits, B * S, D, V);
+        rs->logits = vene_tensor_3d(logits, B, S, V);
+    }
     rs->has_logits = 1;
     VENE_FIRE(rs, site_out, -1, &rs->logits, err);
     return VENE_OK;

@@ -127,6 +127,7 @@ struct vene_run {
     int *call_count;           /* n_sites * (n_layer + 1) fire counters for this forward */
     vene_tensor logits, last_hidden;
     int has_logits;
+    const int *logit_pos;      /* vene_run_set_logit_positions: B positions or NULL */
 };
 
 /* Backward hooks of (site, layer) on the gradient g, latest registration first. */
@@ -175,6 +176,9 @@ int vene_model_weight(vene_model *m, const char *name, int ndim, int64_t a, int6
 /* The LM head shared by the causal LMs: fire `site_in` on rs->last_hidden, logits =
  * last_hidden x W^T (W is vocab x D, tied or not), fire `site_out`. */
 int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, vene_error *err);
+
+/* Row of example b under rs->logit_pos (-1 when out of range). */
+int vene_run_logit_row(const vene_run *rs, int b);
 
 /* Inside forwards: take n floats from the run arena (sized by run_bytes) or fail. */
 #define VENE_ALLOC(ptr, n)                                                                          \

@@ -97,22 +97,23 @@ int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int sit
                               vene_error *err) {
     const vene_model *m = rs->m;
     const vene_tensor *h = &rs->last_hidden;
-    int T = (int)(h->shape[0] * h->shape[1]), D = (int)h->shape[2], V = m->vocab_size;
+    int T = (int)(h->shape[0] * h->shape[1]), D = (int)h->shape[2], V = m->vocab_size, S = (int)h->shape[1];
     if (rs->d_logits) {
+        int R = (int)(rs->logits.shape[0] * rs->logits.shape[1]); /* T, or B with logit positions */
         float *dl;
-        VENE_GALLOC(dl, (size_t)T * V);
-        memcpy(dl, rs->d_logits, sizeof(float) * (size_t)T * V);
-        vene_tensor g = vene_tensor_3d(dl, h->shape[0], h->shape[1], V);
+        VENE_GALLOC(dl, (size_t)R * V);
+        memcpy(dl, rs->d_logits, sizeof(float) * (size_t)R * V);
+        vene_tensor g = vene_tensor_3d(dl, rs->logits.shape[0], rs->logits.shape[1], V);
         VENE_FIRE_BACK(rs, site_out, -1, &g, err);
         float *dW = vene_run_grad_of(rs, W);
         /* a loss at a few positions leaves most rows zero: multiply only the live ones */
-        for (int r = 0; r < T; r++) {
+        for (int r = 0; r < R; r++) {
             const float *row = dl + (int64_t)r * V;
             int live = 0;
             for (int j = 0; j < V && !live; j++) live = row[j] != 0.0f;
+            int at = rs->logit_pos ? r * S + vene_run_logit_row(rs, r) : r;
             if (live)
-                vk_linear_out_in_backward(row, h->data + (int64_t)r * D, W, d_hidden + (int64_t)r * D, dW, NULL, 1,
-                                          D, V);
+                vk_linear_out_in_backward(row, h->data + (int64_t)at * D, W, d_hidden + (int64_t)at * D, dW, NULL, 1, D, V);
         }
     }
     if (rs->d_hidden) vk_acc(rs->d_hidden, d_hidden, (int64_t)T * D);

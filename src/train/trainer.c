@@ -82,6 +82,7 @@ int vene_train_step(vene_intervenable *iv, const vene_call *call, vene_loss_fn f
 
 typedef struct loss_ctx {
     const ds_batch *b;
+    const int *pos;   /* loss position per example in the logits tensor */
     int correct;
 } loss_ctx;
 
@@ -91,7 +92,7 @@ static int batch_loss(void *user, const vene_tensor *logits, const vene_tensor *
     (void)hidden, (void)d_hidden;
     loss_ctx *c = user;
     if (!logits) return vene_errorf(err, VENE_ERR_ARG, "training needs a model with an LM or classification head");
-    int rc = vene_loss_cross_entropy(logits, c->b->positions, -1, c->b->labels, d_logits, loss, &c->correct, err);
+    int rc = vene_loss_cross_entropy(logits, c->pos, -1, c->b->labels, d_logits, loss, &c->correct, err);
     if (rc) return rc;
     int B = c->b->base.batch, three = logits->ndim == 3;
     int64_t S = three ? logits->shape[1] : 1, V = logits->shape[logits->ndim - 1];
@@ -100,7 +101,7 @@ static int batch_loss(void *user, const vene_tensor *logits, const vene_tensor *
         const ds_example *e = c->b->ex[b];
         if (!e->n_target) continue;
         /* soft target: -sum p log softmax; gradient softmax - p, in place of the one-hot */
-        int64_t p = c->b->positions[b] < 0 ? c->b->positions[b] + S : c->b->positions[b];
+        int64_t p = c->pos[b] < 0 ? c->pos[b] + S : c->pos[b];
         const float *row = logits->data + ((int64_t)b * S + p) * V;
         float *g = d_logits->data + ((int64_t)b * S + p) * V;
         double mx = row[0], z = 0;
@@ -184,8 +185,17 @@ static int run_batch(trainer *t, const ds_set *s, const int *idx, int n, int tra
     if (!rc) {
         if (!b.call.unit_locations) b.call.unit_locations = t->def_ul;
         if (!b.call.subspaces) b.call.subspaces = t->def_ss;
-        loss_ctx lc = {&b, 0};
-        if (t->iv && train) {
+        loss_ctx lc = {&b, b.positions, 0};
+        int *zeros = NULL;
+        if (t->iv && t->m->has_lm_head && b.base.seq > 1 && strcmp(t->m->arch->model_type, "mlp") != 0) {
+            /* an LM head: logits only at the loss positions, which the loss then finds at 0 */
+            b.call.logit_positions = b.positions;
+            zeros = calloc((size_t)n, sizeof(int));
+            lc.pos = zeros;
+            if (!zeros) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        }
+        if (rc) {
+        } else if (t->iv && train) {
             rc = vene_train_step(t->iv, &b.call, batch_loss, &lc, NULL, loss, err);
         } else if (t->iv) {
             rc = vene_intervenable_forward(t->iv, &b.call, err);
@@ -200,6 +210,7 @@ static int run_batch(trainer *t, const ds_set *s, const int *idx, int n, int tra
             free(dl.data);
         }
         *correct = lc.correct;
+        free(zeros);
     }
     if (rc) vene_error_prefix(err, "batch of example %d (%s)", idx[0], s == &t->train ? "train" : "eval");
     ds_batch_free(&b);
@@ -429,7 +440,7 @@ static int train_loop(trainer *t, const vene_train_options *o, vene_train_result
     res->steps = vene_optimizer_steps(t->opt);
     res->seconds = vene_now() - t0;
     res->params = vene_optimizer_param_count(t->opt);
-    res->grad_bytes = (int64_t)vene_run_grad_bytes(t->iv ? t->iv->rs : t->rs);
+    res->grad_bytes = (int64_t)(t->iv ? vene_intervenable_grad_bytes(t->iv) : vene_run_grad_bytes(t->rs));
     return rc;
 }
 

@@ -347,8 +347,8 @@ typedef struct vene_train_options {
     int quiet;
 } vene_train_options;
 typedef struct vene_train_result {
-    double iia_before, iia, train_loss, eval_loss, seconds;
-    int steps;
+    double iia_before, iia, train_loss, eval_loss, seconds; /* iia: accuracy when no interventions */
+    int steps, interventions;
     int64_t params, grad_bytes;
 } vene_train_result;
 int vene_train_run(const char *config_path, const vene_train_options *o, vene_train_result *res, vene_error *err);

@@ -40,8 +40,9 @@ int vene_cmd_train(int argc, char **argv) {
     vene_train_result r;
     if (vene_train_run(cfg, &o, &r, &err)) return vene_cli_fail("%s", err.msg);
     char b[32];
-    printf("trained %lld parameters in %d steps (%.1f s): train loss %.4f, held-out IIA %.3f (before %.3f), "
-           "gradient memory %s\n",
-           (long long)r.params, r.steps, r.seconds, r.train_loss, r.iia, r.iia_before, vene_cli_bytes((double)r.grad_bytes, b, sizeof b));
+    printf("trained %lld parameters in %d steps (%.1f s): train loss %.4f, held-out %s %.3f (before %.3f), "
+           "training memory %s\n",
+           (long long)r.params, r.steps, r.seconds, r.train_loss, r.interventions ? "IIA" : "accuracy", r.iia, r.iia_before,
+           vene_cli_bytes((double)r.grad_bytes, b, sizeof b));
     return 0;
 }

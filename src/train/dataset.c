@@ -118,12 +118,13 @@ static int parse_line(const char *line, const vene_tokenizer *tok, ds_example *e
     if (!rc && !base) rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: missing \"base\"", where);
     if (!rc) rc = read_input(base, tok, &e->base, w, err);
     const cJSON *tgt = cJSON_GetObjectItemCaseSensitive(j, "target");
+    e->label = -1; /* none: language-model objective, or a soft target below */
     if (!rc && !label && tgt && cJSON_IsObject(tgt) && tgt->child) {
         e->label = (int32_t)strtol(tgt->child->string, NULL, 10);
-    } else if (!rc && (!cJSON_IsNumber(label) || label->valuedouble < 0 || label->valuedouble > INT32_MAX ||
+    } else if (!rc && label && (!cJSON_IsNumber(label) || label->valuedouble < 0 || label->valuedouble > INT32_MAX ||
                 label->valuedouble != (int32_t)label->valuedouble))
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: \"label\" must be a non-negative integer (a token or class id)", where);
-    else if (!rc) e->label = (int32_t)label->valuedouble;
+    else if (!rc && label) e->label = (int32_t)label->valuedouble;
     const cJSON *tg = cJSON_GetObjectItemCaseSensitive(j, "target");
     if (!rc && tg && !cJSON_IsNull(tg)) {
         int n = cJSON_IsObject(tg) ? cJSON_GetArraySize(tg) : 0;

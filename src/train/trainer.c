@@ -29,6 +29,7 @@ typedef struct trainer {
     ds_set train, eval;
     int *train_idx, n_train, *eval_idx, n_eval;
     int batch, epochs, accum, position, model_grads;
+    int lm;                  /* objective "lm": next-token cross-entropy at every position */
     float boundary_coef, mask_coef;
     char *def_ul, *def_ss;
     uint64_t seed;
@@ -84,6 +85,7 @@ typedef struct loss_ctx {
     const ds_batch *b;
     const int *pos;   /* loss position per example in the logits tensor */
     int correct;
+    int tokens;       /* predictions scored (lm: B x (S - 1); otherwise B) */
 } loss_ctx;
 
 /* Cross-entropy at each example's position against its label, or against its soft target. */
@@ -117,6 +119,44 @@ static int batch_loss(void *user, const vene_tensor *logits, const vene_tensor *
         extra += (soft - hard) / B;
     }
     *loss += (float)extra;
+    return VENE_OK;
+}
+
+/* objective "lm": mean next-token cross-entropy over every position but the last (the
+ * language-modelling loss of train-lm); `correct` counts top-1 hits. */
+static int lm_loss(void *user, const vene_tensor *logits, const vene_tensor *hidden, vene_tensor *d_logits,
+                   vene_tensor *d_hidden, float *loss, vene_error *err) {
+    (void)hidden, (void)d_hidden;
+    loss_ctx *c = user;
+    if (!logits || logits->ndim != 3) return vene_errorf(err, VENE_ERR_ARG, "objective \"lm\" needs a language model's B x S x V logits");
+    const vene_batch *in = &c->b->base;
+    int64_t B = logits->shape[0], S = logits->shape[1], V = logits->shape[2], n = B * (S - 1);
+    if (!in->ids || S < 2) return vene_errorf(err, VENE_ERR_ARG, "objective \"lm\" needs token ids and at least 2 positions");
+    if (d_logits) memset(d_logits->data, 0, sizeof(float) * (size_t)vene_tensor_numel(logits));
+    double total = 0;
+    int hits = 0;
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s + 1 < S; s++) {
+            const float *row = logits->data + (b * S + s) * V;
+            int32_t y = in->ids[b * S + s + 1];
+            double mx = row[0];
+            int64_t arg = 0;
+            for (int64_t v = 1; v < V; v++)
+                if (row[v] > mx) mx = row[v], arg = v;
+            double z = 0;
+            for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+            double lz = log(z) + mx;
+            total += lz - row[y];
+            hits += arg == y;
+            if (d_logits) {
+                float *g = d_logits->data + (b * S + s) * V;
+                for (int64_t v = 0; v < V; v++) g[v] = (float)(exp((double)row[v] - lz) / (double)n);
+                g[y] -= (float)(1.0 / (double)n);
+            }
+        }
+    *loss = (float)(total / (double)n);
+    c->correct = hits;
+    c->tokens = (int)n;
     return VENE_OK;
 }
 
@@ -178,16 +218,21 @@ static void shuffle(int *idx, int n, vene_rng *r) {
     }
 }
 
+/* One batch: forward (with interventions when configured), loss, and when training the
+ * backward (the optimizer steps in the caller). *scored = predictions scored. */
 static int run_batch(trainer *t, const ds_set *s, const int *idx, int n, int train, float *loss, int *correct,
-                     vene_error *err) {
+                     int *scored, vene_error *err) {
     ds_batch b;
     int rc = ds_batch_make(s, idx, n, t->position, &b, err);
+    vene_loss_fn fn = t->lm ? lm_loss : batch_loss;
     if (!rc) {
         if (!b.call.unit_locations) b.call.unit_locations = t->def_ul;
         if (!b.call.subspaces) b.call.subspaces = t->def_ss;
-        loss_ctx lc = {&b, b.positions, 0};
+        loss_ctx lc = {&b, b.positions, 0, n};
         int *zeros = NULL;
-        if (t->iv && t->m->has_lm_head && b.base.seq > 1 && strcmp(t->m->arch->model_type, "mlp") != 0) {
+        for (int i = 0; i < n && !rc && !t->lm; i++)
+            if (b.labels[i] < 0) rc = vene_errorf(err, VENE_ERR_FORMAT, "example %d has no \"label\" (or \"target\")", idx[i]);
+        if (!rc && !t->lm && t->iv && t->m->has_lm_head && b.base.seq > 1 && strcmp(t->m->arch->model_type, "mlp") != 0) {
             /* an LM head: logits only at the loss positions, which the loss then finds at 0 */
             b.call.logit_positions = b.positions;
             zeros = calloc((size_t)n, sizeof(int));
@@ -196,20 +241,21 @@ static int run_batch(trainer *t, const ds_set *s, const int *idx, int n, int tra
         }
         if (rc) {
         } else if (t->iv && train) {
-            rc = vene_train_step(t->iv, &b.call, batch_loss, &lc, NULL, loss, err);
+            rc = vene_train_step(t->iv, &b.call, fn, &lc, NULL, loss, err);
         } else if (t->iv) {
             rc = vene_intervenable_forward(t->iv, &b.call, err);
-            if (!rc) rc = batch_loss(&lc, vene_intervenable_logits(t->iv, 1), NULL, NULL, NULL, loss, err);
+            if (!rc) rc = fn(&lc, vene_intervenable_logits(t->iv, 1), NULL, NULL, NULL, loss, err);
         } else {
             rc = vene_forward(t->rs, &b.base, err);
             const vene_tensor *lg = rc ? NULL : vene_run_logits(t->rs);
             vene_tensor dl = {0};
             if (lg && train) dl = *lg, dl.data = calloc((size_t)vene_tensor_numel(lg), sizeof(float));
-            if (!rc) rc = batch_loss(&lc, lg, NULL, train ? &dl : NULL, NULL, loss, err);
+            if (!rc) rc = fn(&lc, lg, NULL, train ? &dl : NULL, NULL, loss, err);
             if (!rc && train) rc = vene_backward(t->rs, &dl, NULL, err);
             free(dl.data);
         }
         *correct = lc.correct;
+        *scored = lc.tokens;
         free(zeros);
     }
     if (rc) vene_error_prefix(err, "batch of example %d (%s)", idx[0], s == &t->train ? "train" : "eval");
@@ -219,18 +265,19 @@ static int run_batch(trainer *t, const ds_set *s, const int *idx, int n, int tra
 
 static int evaluate(trainer *t, double *iia, double *loss, vene_error *err) {
     int hits = 0, rc = VENE_OK;
-    double tot = 0;
+    double tot = 0, scored = 0;
     const ds_set *s = t->eval.n ? &t->eval : &t->train;
     for (int at = 0; at < t->n_eval && !rc;) {
-        int k = take_batch(s, t->eval_idx, t->n_eval, at, t->batch), c = 0;
+        int k = take_batch(s, t->eval_idx, t->n_eval, at, t->batch), c = 0, m = 0;
         float l = 0;
-        rc = run_batch(t, s, t->eval_idx + at, k, 0, &l, &c, err);
+        rc = run_batch(t, s, t->eval_idx + at, k, 0, &l, &c, &m, err);
         hits += c;
-        tot += (double)l * k;
+        tot += (double)l * m;
+        scored += m;
         at += k;
     }
-    *iia = t->n_eval ? (double)hits / t->n_eval : 0;
-    *loss = t->n_eval ? tot / t->n_eval : 0;
+    *iia = scored ? hits / scored : 0;
+    *loss = scored ? tot / scored : 0;
     return rc;
 }
 
@@ -332,6 +379,10 @@ static int setup(trainer *t, const vene_train_options *o, vene_error *err) {
     t->boundary_coef = (float)v;
     if ((rc = num(t->j, "mask_l1", 0, 0, 1e6, &v, err))) return rc;
     t->mask_coef = (float)v;
+    const char *obj = str(t->j, "objective");
+    if (obj && strcmp(obj, "lm") && strcmp(obj, "label"))
+        return vene_errorf(err, VENE_ERR_ARG, "\"objective\": \"%s\" (expected \"label\" or \"lm\")", obj);
+    t->lm = obj && !strcmp(obj, "lm");
     const cJSON *mg = cJSON_GetObjectItemCaseSensitive(t->j, "model_gradients");
     if (mg && !cJSON_IsBool(mg)) return vene_errorf(err, VENE_ERR_ARG, "\"model_gradients\": expected true or false");
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(t->j, "config");
@@ -396,8 +447,9 @@ static int train_loop(trainer *t, const vene_train_options *o, vene_train_result
     int steps_per_epoch = 0;
     for (int at = 0; at < t->n_train;) at += take_batch(&t->train, t->train_idx, t->n_train, at, t->batch), steps_per_epoch++;
     double iia = 0, eval_loss = 0, t0 = vene_now();
-    if (!quiet && t->n_eval && (rc = evaluate(t, &iia, &eval_loss, err)) == VENE_OK)
-        fprintf(stderr, "before training: held-out IIA %.3f (%d examples), loss %.4f\n", iia, t->n_eval, eval_loss);
+    const char *metric = t->iv ? "IIA" : "accuracy";
+    if (t->n_eval && (rc = evaluate(t, &iia, &eval_loss, err)) == VENE_OK && !quiet)
+        fprintf(stderr, "before training: held-out %s %.3f (%d examples), loss %.4f\n", metric, iia, t->n_eval, eval_loss);
     if (rc) return rc;
     res->iia_before = iia;
     int micro = 0;
@@ -411,13 +463,13 @@ static int train_loop(trainer *t, const vene_train_options *o, vene_train_result
         double run_loss = 0;
         int seen = 0, hits = 0;
         for (int at = 0; at < t->n_train && !rc;) {
-            int k = take_batch(&t->train, t->train_idx, t->n_train, at, t->batch), c = 0;
+            int k = take_batch(&t->train, t->train_idx, t->n_train, at, t->batch), c = 0, scored = 0;
             float l = 0;
-            rc = run_batch(t, &t->train, t->train_idx + at, k, 1, &l, &c, err);
+            rc = run_batch(t, &t->train, t->train_idx + at, k, 1, &l, &c, &scored, err);
             if (rc) break;
             l += penalties(t) / (float)t->accum;
             if (++micro % t->accum == 0) rc = vene_optimizer_step(t->opt, NULL, err);
-            run_loss += (double)l * k, seen += k, hits += c;
+            run_loss += (double)l * scored, seen += scored, hits += c;
             at += k;
             char extra[96];
             snprintf(extra, sizeof extra, "loss %.4f acc %.3f lr %.2g", run_loss / seen, (double)hits / seen,
@@ -429,7 +481,7 @@ static int train_loop(trainer *t, const vene_train_options *o, vene_train_result
         char extra[128];
         if (t->n_eval) {
             if ((rc = evaluate(t, &iia, &eval_loss, err))) break;
-            snprintf(extra, sizeof extra, "loss %.4f | held-out IIA %.3f loss %.4f", res->train_loss, iia, eval_loss);
+            snprintf(extra, sizeof extra, "loss %.4f | held-out %s %.3f loss %.4f", res->train_loss, metric, iia, eval_loss);
         } else {
             snprintf(extra, sizeof extra, "loss %.4f", res->train_loss);
         }
@@ -437,6 +489,7 @@ static int train_loop(trainer *t, const vene_train_options *o, vene_train_result
     }
     res->iia = iia;
     res->eval_loss = eval_loss;
+    res->interventions = t->iv != NULL;
     res->steps = vene_optimizer_steps(t->opt);
     res->seconds = vene_now() - t0;
     res->params = vene_optimizer_param_count(t->opt);
@@ -466,7 +519,7 @@ int vene_train_run(const char *config_path, const vene_train_options *o, vene_tr
     static const char *const keys[] = {"model", "model_class", "config", "init", "train", "eval", "eval_fraction",
                                        "unit_locations", "subspaces", "position", "batch_size", "epochs", "seed",
                                        "grad_accum", "optimizer", "temperature", "boundary_loss", "mask_l1",
-                                       "model_gradients", "save", "save_model"};
+                                       "model_gradients", "save", "save_model", "objective"};
     int rc = VENE_OK;
     for (const cJSON *c = t.j->child; c && !rc; c = c->next) {
         int ok = 0;

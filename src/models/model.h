@@ -70,6 +70,9 @@ struct vene_arch {
     int (*site_shape)(const vene_model *m, int site, int B, int S, int64_t *shape);
     /* Width of an abstract component's unit vector (pyvene's dimension table). */
     int (*component_width)(const vene_model *m, const vene_component_def *c);
+    /* Constant data of the architecture: a family member's variant (llama.c), or the
+     * registry entry of an architecture registered through the public API. */
+    const void *data;
 };
 
 /* Registry of built-in architectures (read-only). */

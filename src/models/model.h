@@ -79,6 +79,11 @@ struct vene_arch {
 const vene_arch *vene_arch_find(const char *model_type);
 /* Comma-separated model_type names of the built-in architectures. */
 void vene_arch_names(char *buf, size_t n);
+/* The same through a caller's registry (user_arch.c): its entries first, then built-ins. */
+const vene_arch *vene_registry_find(const vene_registry *r, const char *model_type);
+void vene_registry_names(const vene_registry *r, char *buf, size_t n);
+/* Whether an architecture came from a registry (its impl is then wrapped). */
+int vene_arch_is_user(const vene_arch *a);
 
 typedef struct vene_hook {
     int site, layer;

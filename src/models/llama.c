@@ -152,7 +152,10 @@ static int read_variant_settings(vene_model *m, const llama_variant *var, llama_
     int rc = var->gemma ? read_activation(m, "hidden_activation", "gelu_pytorch_tanh", &w->act, err)
                         : read_activation(m, "hidden_act", "silu", &w->act, err);
     if (rc) return rc;
-    if (var->sliding_window && (rc = vene_config_int_or(m, "sliding_window", 0, &w->window, err))) return rc;
+    /* MistralConfig's sliding_window defaults to 4096 when absent; null means none */
+    int window_default = cJSON_GetObjectItemCaseSensitive(m->config, "sliding_window") ? 0 : 4096;
+    if (var->sliding_window && (rc = vene_config_int_or(m, "sliding_window", window_default, &w->window, err)))
+        return rc;
     if (w->window < 0)
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"sliding_window\" must be positive or null", m->dir);
     int qwen_window = 0;

@@ -421,6 +421,20 @@ static inline const char *bench_gpt2_dir(void) {
                               bench_gpt2_ok_);
 }
 
+/* A plain forward as a timed body (bench_fn): user is a bench_fwd. */
+typedef struct bench_fwd {
+    vene_run *rs;
+    vene_batch batch;
+} bench_fwd;
+
+static inline int bench_run_forward(void *user) {
+    bench_fwd *c = user;
+    vene_error err = {0};
+    int rc = vene_forward(c->rs, &c->batch, &err);
+    if (rc) fprintf(stderr, "forward: %s\n", err.msg);
+    return rc;
+}
+
 /* Deterministic token ids in [0, vocab). */
 static inline void bench_fill_ids(int32_t *ids, int n, uint32_t seed, int vocab) {
     uint32_t s = seed * 747796405u + 2891336453u;

@@ -78,19 +78,6 @@ static double forward_flops(int B, int S) {
     return 2.0 * T * (LL_L * per_layer + (double)LL_V * D) + LL_L * 4.0 * B * (double)S * S * Q;
 }
 
-typedef struct fwd_ctx {
-    vene_run *rs;
-    vene_batch batch;
-} fwd_ctx;
-
-static int run_forward(void *user) {
-    fwd_ctx *c = user;
-    vene_error err = {0};
-    int rc = vene_forward(c->rs, &c->batch, &err);
-    if (rc) fprintf(stderr, "forward: %s\n", err.msg);
-    return rc;
-}
-
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const char *dir = bench_model_folder("VENE_BENCH_LLAMA", LL_DIR, "Llama 125M (about 500 MB)", write_llama, llama_ok);
@@ -119,8 +106,8 @@ int main(int argc, char **argv) {
     bench_set_threads(threads);
     double ms[N_SHAPES], cpu[N_SHAPES];
     for (int i = 0; i < N_SHAPES; i++) {
-        fwd_ctx c = {rs, {Bs[i], Ss[i], ids, NULL, NULL, NULL}};
-        ms[i] = bench_median_ms(1, reps[i], run_forward, &c, &cpu[i]);
+        bench_fwd c = {rs, {Bs[i], Ss[i], ids, NULL, NULL, NULL}};
+        ms[i] = bench_median_ms(1, reps[i], bench_run_forward, &c, &cpu[i]);
     }
     /* the yardsticks again after the forwards: keep the better */
     double peak2 = bench_sgemm_peak(threads);

@@ -110,15 +110,25 @@ def llama_mask(attention_mask, B, S, window):
     return mask
 
 
-class LlamaFamilyRef:
-    def __init__(self, model_dir):
+class _Ref:
+    """config.json, the state dict without the LM class's prefix, and nn.Linear."""
+
+    def __init__(self, model_dir, prefix):
         with open(os.path.join(model_dir, "config.json")) as f:
-            cfg = json.load(f)
-        self.cfg = cfg
+            self.cfg = json.load(f)
+        self.lm = self.cfg["architectures"][0].endswith("ForCausalLM")
+        self.w = load_weights(model_dir, prefix)
+
+    def linear(self, x, name):
+        return F.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
+
+
+class LlamaFamilyRef(_Ref):
+    def __init__(self, model_dir):
+        super().__init__(model_dir, "model.")
+        cfg = self.cfg
         self.type = cfg["model_type"]
         assert self.type in ("llama", "mistral", "qwen2", "gemma"), self.type
-        self.lm = cfg["architectures"][0].endswith("ForCausalLM")
-        self.w = load_weights(model_dir, "model.")
         self.H = cfg["num_attention_heads"]
         self.KV = cfg.get("num_key_value_heads", self.H)
         self.D = cfg["hidden_size"]
@@ -137,9 +147,6 @@ class LlamaFamilyRef:
         var = x.pow(2).mean(-1, keepdim=True)
         h = x * torch.rsqrt(var + self.eps)
         return h * (1.0 + w) if self.gemma else w * h
-
-    def linear(self, x, name):
-        return F.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
 
     @torch.no_grad()
     def forward(self, input_ids, attention_mask, position_ids):
@@ -199,14 +206,11 @@ class LlamaFamilyRef:
         return logits, hidden, rec.sites
 
 
-class NeoXRef:
+class NeoXRef(_Ref):
     def __init__(self, model_dir):
-        with open(os.path.join(model_dir, "config.json")) as f:
-            cfg = json.load(f)
+        super().__init__(model_dir, "gpt_neox.")
+        cfg = self.cfg
         assert cfg["model_type"] == "gpt_neox"
-        self.cfg = cfg
-        self.lm = cfg["architectures"][0] == "GPTNeoXForCausalLM"
-        self.w = load_weights(model_dir, "gpt_neox.")
         self.H = cfg["num_attention_heads"]
         self.D = cfg["hidden_size"]
         self.hd = self.D // self.H
@@ -219,9 +223,6 @@ class NeoXRef:
 
     def ln(self, x, name):
         return F.layer_norm(x, (self.D,), self.w[name + ".weight"], self.w[name + ".bias"], self.eps)
-
-    def linear(self, x, name):
-        return F.linear(x, self.w[name + ".weight"], self.w.get(name + ".bias"))
 
     @torch.no_grad()
     def forward(self, input_ids, attention_mask, position_ids):

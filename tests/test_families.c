@@ -26,7 +26,8 @@ typedef struct capture {
     char name[128];
     float *data;
     int64_t numel;
-    int fired;
+    int fired, site, ndim;
+    int64_t shape[VENE_MAX_DIMS];
 } capture;
 
 static int capture_hook(void *user, const vene_hook_call *where, vene_tensor *t, vene_error *err) {
@@ -35,6 +36,8 @@ static int capture_hook(void *user, const vene_hook_call *where, vene_tensor *t,
     capture *c = user;
     if (c->fired++ == 0) {
         c->numel = vene_tensor_numel(t);
+        c->ndim = t->ndim;
+        memcpy(c->shape, t->shape, sizeof c->shape);
         c->data = malloc(sizeof(float) * (size_t)c->numel);
         if (!c->data) return VENE_ERR_MEMORY;
         memcpy(c->data, t->data, sizeof(float) * (size_t)c->numel);
@@ -143,6 +146,7 @@ static void check_model(const char *name) {
                 continue;
             }
             if (n_caps + 1 == MAX_CAPS) break;
+            c->site = s;
             CHECK(vene_run_add_hook(rs, s, l, capture_hook, c, &err) == VENE_OK);
             n_caps++;
         }
@@ -159,6 +163,10 @@ static void check_model(const char *name) {
                   (long long)caps[i].numel, (long long)n);
         if (want && caps[i].data && n == caps[i].numel) compare(&w, caps[i].name, caps[i].data, want, n);
         free(want);
+        int64_t shape[VENE_MAX_DIMS];
+        int nd = vene_model_site_shape(m, caps[i].site, in.B, in.S, shape);
+        CHECK_MSG(nd == caps[i].ndim && !memcmp(shape, caps[i].shape, sizeof(int64_t) * (size_t)nd),
+                  "%s: %s: vene_model_site_shape disagrees with the tensor that fired", name, caps[i].name);
     }
     const vene_tensor *outs[2] = {vene_run_last_hidden(rs), vene_run_logits(rs)};
     const char *out_names[2] = {"last_hidden_state", "logits"};

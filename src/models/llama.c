@@ -180,7 +180,7 @@ static int make_gemma_norms(vene_model *m, llama_weights *w, vene_error *err) {
     const size_t D = (size_t)m->d_model;
     w->gemma_norms = malloc(sizeof(float) * D * (2 * (size_t)m->n_layer + 1));
     if (!w->gemma_norms) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    const float **src[3];
+    const float **src[2];
     for (int l = 0; l <= m->n_layer; l++) {
         int n = 0;
         if (l < m->n_layer) {

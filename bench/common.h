@@ -335,8 +335,8 @@ static inline int bench_write_gpt2_(const char *dir, vene_error *err) {
     return rc;
 }
 
-/* Is dir our bench model? (config.json carries our marker and loads as 124M GPT-2.) */
-static inline int bench_gpt2_ok_(const char *dir) {
+/* Does dir/config.json carry our marker `seed`? */
+static inline int bench_seed_ok_(const char *dir, int seed) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "rb");
@@ -346,16 +346,21 @@ static inline int bench_gpt2_ok_(const char *dir) {
     fclose(f);
     buf[n] = '\0';
     cJSON *c = cJSON_Parse(buf);
-    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(c, "vene_bench_seed");
-    int ok = cJSON_IsNumber(seed) && seed->valueint == BENCH_GPT2_SEED;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, "vene_bench_seed");
+    int ok = cJSON_IsNumber(v) && v->valueint == seed;
     cJSON_Delete(c);
-    if (!ok) return 0;
+    return ok;
+}
+
+/* Is dir our bench model? (config.json carries our marker and loads as 124M GPT-2.) */
+static inline int bench_gpt2_ok_(const char *dir) {
+    if (!bench_seed_ok_(dir, BENCH_GPT2_SEED)) return 0;
     vene_model *m = NULL;
     if (vene_model_load(dir, NULL, &m, NULL) != VENE_OK) return 0;
     vene_model_info info;
     vene_model_get_info(m, &info);
-    ok = info.n_layer == BENCH_L && info.d_model == BENCH_D && info.n_head == BENCH_H && info.vocab_size == BENCH_V &&
-         info.n_ctx == BENCH_CTX && info.n_params == BENCH_GPT2_PARAMS && info.has_lm_head;
+    int ok = info.n_layer == BENCH_L && info.d_model == BENCH_D && info.n_head == BENCH_H && info.vocab_size == BENCH_V &&
+             info.n_ctx == BENCH_CTX && info.n_params == BENCH_GPT2_PARAMS && info.has_lm_head;
     vene_model_free(m);
     return ok;
 }
@@ -369,15 +374,16 @@ static inline void bench_rm_folder_(const char *dir) {
     rmdir(dir);
 }
 
-/* The folder of the random-weight GPT-2 124M model: VENE_BENCH_MODEL if set, otherwise
- * BENCH_GPT2_DIR, written there (in a child process, so the ~1 GB the writer holds never
- * shows in this process's peak RSS) unless a valid one is already there. */
-static inline const char *bench_gpt2_dir(void) {
-    const char *env = getenv("VENE_BENCH_MODEL");
+/* A random-weight bench model folder: `env` (an environment variable naming another
+ * folder) if set, else `dir`, written there by `write` (in a child process, so the ~1 GB
+ * the writer holds never shows in this process's peak RSS) unless `ok` accepts what is
+ * already there. */
+static inline const char *bench_model_folder(const char *env_name, const char *dir, const char *what,
+                                             int (*write)(const char *, vene_error *), int (*ok)(const char *)) {
+    const char *env = getenv(env_name);
     if (env && *env) return env;
-    const char *dir = BENCH_GPT2_DIR;
-    if (bench_gpt2_ok_(dir)) return dir;
-    fprintf(stderr, "bench: writing a random-weight GPT-2 124M into %s (once; about 500 MB)...\n", dir);
+    if (ok(dir)) return dir;
+    fprintf(stderr, "bench: writing a random-weight %s into %s (once)...\n", what, dir);
     fflush(NULL);
     double t0 = bench_now();
     pid_t pid = fork();
@@ -387,7 +393,7 @@ static inline const char *bench_gpt2_dir(void) {
         snprintf(tmp, sizeof tmp, "%s.tmpXXXXXX", dir);
         if (!mkdtemp(tmp)) _exit(2);
         vene_error err = {0};
-        if (bench_write_gpt2_(tmp, &err) != VENE_OK) {
+        if (write(tmp, &err) != VENE_OK) {
             fprintf(stderr, "bench: %s\n", err.msg);
             bench_rm_folder_(tmp);
             _exit(1);
@@ -404,9 +410,29 @@ static inline const char *bench_gpt2_dir(void) {
     int status = 0;
     if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         bench_die("writing the bench model failed", NULL);
-    if (!bench_gpt2_ok_(dir)) bench_die("the bench model just written does not load as GPT-2 124M", NULL);
+    if (!ok(dir)) bench_die("the bench model just written does not load as expected", NULL);
     fprintf(stderr, "bench: model written in %.1f s\n", bench_now() - t0);
     return dir;
+}
+
+/* The folder of the random-weight GPT-2 124M model (VENE_BENCH_MODEL overrides). */
+static inline const char *bench_gpt2_dir(void) {
+    return bench_model_folder("VENE_BENCH_MODEL", BENCH_GPT2_DIR, "GPT-2 124M (about 500 MB)", bench_write_gpt2_,
+                              bench_gpt2_ok_);
+}
+
+/* A plain forward as a timed body (bench_fn): user is a bench_fwd. */
+typedef struct bench_fwd {
+    vene_run *rs;
+    vene_batch batch;
+} bench_fwd;
+
+static inline int bench_run_forward(void *user) {
+    bench_fwd *c = user;
+    vene_error err = {0};
+    int rc = vene_forward(c->rs, &c->batch, &err);
+    if (rc) fprintf(stderr, "forward: %s\n", err.msg);
+    return rc;
 }
 
 /* Deterministic token ids in [0, vocab). */

@@ -22,19 +22,6 @@
 #define SEQ 16
 #define ROUNDS 3
 
-typedef struct fwd_ctx {
-    vene_run *rs;
-    vene_batch batch;
-} fwd_ctx;
-
-static int run_forward(void *user) {
-    fwd_ctx *c = user;
-    vene_error err = {0};
-    int rc = vene_forward(c->rs, &c->batch, &err);
-    if (rc) fprintf(stderr, "forward: %s\n", err.msg);
-    return rc;
-}
-
 static int noop_hook(void *user, const vene_hook_call *where, vene_tensor *t, vene_error *err) {
     (void)where;
     (void)t;
@@ -98,9 +85,9 @@ static int loop_main(int B, int threads, int n) {
     if (!ids) bench_die("out of memory", NULL);
     bench_fill_ids(ids, B * SEQ, 7, info.vocab_size);
     bench_set_threads(threads);
-    fwd_ctx c = {rs, {B, SEQ, ids, NULL, NULL, NULL}};
+    bench_fwd c = {rs, {B, SEQ, ids, NULL, NULL, NULL}};
     double share = 0;
-    double ms = bench_median_ms(1, n, run_forward, &c, &share);
+    double ms = bench_median_ms(1, n, bench_run_forward, &c, &share);
     printf("%dx%d, %d threads: median %.2f ms per forward over %d (cpu/wall %.2f)\n", B, SEQ, threads, ms, n, share);
     free(ids);
     vene_run_free(rs);
@@ -138,9 +125,9 @@ int main(int argc, char **argv) {
     /* 1. peak RSS of the forwards alone, before anything else allocates or maps */
     bench_set_threads(tmax);
     for (int bi = 0; bi < 2; bi++) {
-        fwd_ctx c = {rs, {Bs[bi], SEQ, ids, NULL, NULL, NULL}};
+        bench_fwd c = {rs, {Bs[bi], SEQ, ids, NULL, NULL, NULL}};
         for (int i = 0; i < (bi ? 1 : 3); i++)
-            if (run_forward(&c)) bench_die("forward failed", NULL);
+            if (bench_run_forward(&c)) bench_die("forward failed", NULL);
         rss_after[bi] = bench_peak_rss_bytes();
     }
 
@@ -176,14 +163,14 @@ int main(int argc, char **argv) {
     if (!g.x || !g.y) bench_die("out of memory", NULL);
     bench_fill_(g.x, (size_t)32 * SEQ * 4 * BENCH_D, 5);
     for (int bi = 0; bi < 2; bi++) {
-        fwd_ctx c = {rs, {Bs[bi], SEQ, ids, NULL, NULL, NULL}};
+        bench_fwd c = {rs, {Bs[bi], SEQ, ids, NULL, NULL, NULL}};
         g.T = Bs[bi] * SEQ;
         int reps = bi ? reps32 : reps1;
         for (int t = 1; t <= tmax; t++) {
             bench_set_threads(t);
             double f[ROUNDS], q[ROUNDS], share[ROUNDS];
             for (int r = 0; r < ROUNDS; r++) {
-                f[r] = bench_median_ms(r == 0 ? (bi ? 1 : 3) : 0, reps, run_forward, &c, &share[r]);
+                f[r] = bench_median_ms(r == 0 ? (bi ? 1 : 3) : 0, reps, bench_run_forward, &c, &share[r]);
                 q[r] = bench_median_ms(r == 0 ? 1 : 0, reps, run_gemms, &g, NULL);
             }
             ms[bi][t] = bench_median(f, ROUNDS);
@@ -200,7 +187,7 @@ int main(int argc, char **argv) {
     int site = -1, layer = -1, fired = 0;
     if (vene_model_find_site(m, "h[6].output", &site, &layer, &err)) bench_die("find site h[6].output", &err);
     bench_set_threads(tmax);
-    fwd_ctx c1 = {rs, {1, SEQ, ids, NULL, NULL, NULL}};
+    bench_fwd c1 = {rs, {1, SEQ, ids, NULL, NULL, NULL}};
     const int hreps = quick ? 10 : 30;
     double *th = malloc(sizeof(double) * hreps), *tn = malloc(sizeof(double) * hreps);
     if (!th || !tn) bench_die("out of memory", NULL);
@@ -210,7 +197,7 @@ int main(int argc, char **argv) {
             vene_run_clear_hooks(rs);
             if (hooked && vene_run_add_hook(rs, site, layer, noop_hook, &fired, &err)) bench_die("add hook", &err);
             double t0 = bench_now();
-            if (run_forward(&c1)) bench_die("forward failed", NULL);
+            if (bench_run_forward(&c1)) bench_die("forward failed", NULL);
             (hooked ? th : tn)[i] = 1e3 * (bench_now() - t0);
         }
     }

@@ -367,6 +367,110 @@ int vene_intervenable_load(const vene_model *m, const char *dir, vene_intervenab
 /* Run an experiment file (the `vene run` contract) and write the result file atomically. */
 int vene_experiment_run(const char *experiment_path, const char *out_path, int quiet, vene_error *err);
 
+/* ---------------------------------------------------------------- architectures from outside
+ * BEGIN user-defined architectures (pyvene's "Add New Model Type", in C).
+ *
+ * An architecture is a config.json model_type with its hook sites, its component table
+ * (pyvene's type_to_module_mapping and type_to_dimension_mapping) and four functions: a
+ * loader (reads config.json, binds weights), a scratch size, a forward that fires the
+ * sites, and the shape of a site. Architectures live in a vene_registry that the caller
+ * creates, fills and frees; vene_model_load_with() looks model_type up there first, then
+ * in the library's built-in table (read-only, unchanged). No global state: two registries
+ * can give one model_type two meanings, and a registry entry may serve a model_type the
+ * library also knows. Once loaded, such a model works with every other call (runs, hooks,
+ * intervenables, save/load of interventions).
+ *
+ * Ownership: vene_registry_add copies the spec's strings and tables, so the spec may be
+ * temporary; `user` and the functions must stay valid while the registry lives. A model
+ * loaded through a registry refers to its entry: free such models before the registry.
+ * Loading from one registry on several threads at once is fine; adding to it meanwhile is
+ * not. Example: examples/add_model_type.c. */
+
+typedef struct vene_registry vene_registry;
+
+/* One abstract component (pyvene's registry entry and its dimension proposals). */
+typedef struct vene_component_spec {
+    const char *name;   /* "block_output", "mlp_activation", ... */
+    const char *site;   /* the site template it reads, one of the spec's sites ("h[%d].act") */
+    int is_input;       /* 1: that module's input, 0: its output */
+    int third;          /* 0: whole; 1, 2, 3: first, second, third third of the last dim */
+    int heads;          /* 0: none; 1: split into n_head heads; 2: into n_kv_head heads */
+    const char *dim;    /* width of one unit, pyvene's proposals over config.json tried in
+                           order, separated by '|': "h_dim", "n_inner|n_embd*4",
+                           "hidden_size/num_attention_heads" (integers or keys, dotted for
+                           nested objects; '*' and '/' left to right, '/' truncates).
+                           NULL: d_model. */
+} vene_component_spec;
+
+/* What a loader reports about the model it read. */
+typedef struct vene_arch_dims {
+    int n_layer;        /* layers: layered sites take layers 0 .. n_layer - 1 */
+    int d_model, n_head, n_kv_head, head_dim, d_ff, vocab_size;  /* 0 where meaningless */
+    int n_ctx;          /* longest sequence accepted, 0: no limit */
+    int has_lm_head;    /* the forward reports logits */
+} vene_arch_dims;
+
+typedef struct vene_arch_spec {
+    const char *model_type;            /* config.json "model_type" served */
+    const char *const *classes;        /* accepted class names, NULL-terminated; [0] is the default */
+    const vene_site_info *sites;       /* every hook site, in the order the forward fires them:
+                                          path template ("h[%d].act": "[%d]" once when layered,
+                                          no '%' or '[' otherwise), is_input, layered, shape text */
+    int n_sites;
+    const vene_component_spec *components;
+    int n_components;
+    void *user;                        /* handed to every function below */
+    /* Read config.json (vene_model_config_*), bind weights (vene_model_tensor), fill *dims
+     * and set *impl to the model's own state. On failure return the error; *impl, if set,
+     * is still released with free_impl. */
+    int (*load)(void *user, vene_model *m, vene_arch_dims *dims, void **impl, vene_error *err);
+    void (*free_impl)(void *user, void *impl);     /* may be NULL */
+    /* Floats of scratch one forward of B x S takes through vene_run_scratch, counting
+     * each request rounded up to a multiple of 16. */
+    size_t (*scratch_floats)(void *user, const vene_model *m, int B, int S);
+    /* The forward: compute, call vene_fire at every site (return its status at once when
+     * it is not VENE_OK), and end with vene_run_set_outputs. */
+    int (*forward)(void *user, vene_run *rs, const vene_batch *batch, vene_error *err);
+    /* Shape of site `site` for B x S into shape[]; returns ndim. */
+    int (*site_shape)(void *user, const vene_model *m, int site, int B, int S, int64_t shape[VENE_MAX_DIMS]);
+} vene_arch_spec;
+
+int vene_registry_new(vene_registry **out, vene_error *err);
+void vene_registry_free(vene_registry *r);
+/* Validates the spec (site templates, component sites, dimension syntax, functions) and
+ * adds a copy; a model_type already in this registry is refused. */
+int vene_registry_add(vene_registry *r, const vene_arch_spec *spec, vene_error *err);
+/* vene_model_load, looking model_type up in `r` (may be NULL) before the built-ins. */
+int vene_model_load_with(const vene_registry *r, const char *dir, const char *model_class, vene_model **out,
+                         vene_error *err);
+
+/* For loaders. A config.json number: when the key is absent or null, *out keeps its value
+ * if `required` is 0, else an error names the folder and the key; a value of the wrong
+ * type is an error either way. */
+int vene_model_config_int(const vene_model *m, const char *key, int required, int *out, vene_error *err);
+int vene_model_config_number(const vene_model *m, const char *key, int required, double *out, vene_error *err);
+/* Bind a float32 weight by state-dict name (F16/BF16 converted once), checking its shape;
+ * the pointer borrows from the model. Counts its parameters. */
+int vene_model_tensor(vene_model *m, const char *name, int ndim, const int64_t *shape, const float **out,
+                      vene_error *err);
+const char *vene_model_dir(const vene_model *m);
+/* The state a registered loader set through *impl (NULL for built-in architectures). */
+void *vene_model_impl(const vene_model *m);
+
+/* For forwards. The model being run. */
+const vene_model *vene_run_model(const vene_run *rs);
+/* n floats of 64-byte aligned scratch, valid until the next forward on rs (NULL with err
+ * filled when the architecture's scratch_floats reported too little). */
+float *vene_run_scratch(vene_run *rs, size_t n, vene_error *err);
+/* Reach site `site` (index into the spec's sites) of `layer` (-1 for unlayered sites)
+ * with its live tensor: hooks may read or change it in place. Returns VENE_OK, VENE_STOP
+ * or an error; a forward returns anything but VENE_OK at once. */
+int vene_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err);
+/* The forward's results: the final hidden state (required) and the logits (when the model
+ * has an LM head, else NULL). Their data must live in scratch or in the model. */
+int vene_run_set_outputs(vene_run *rs, const vene_tensor *last_hidden, const vene_tensor *logits, vene_error *err);
+/* END user-defined architectures. */
+
 #ifdef __cplusplus
 }
 #endif

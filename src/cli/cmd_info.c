@@ -48,12 +48,13 @@ int vene_cmd_info(int argc, char **argv) {
     for (int i = 0; i < n; i++) {
         vene_site_info s;
         vene_model_site(m, i, &s);
-        if (!in.has_lm_head && !strncmp(s.path, "lm_head", 7)) continue;
+        /* the LM head (lm_head; GPT-NeoX: embed_out) sits beside the backbone, not under its prefix */
+        int head = !strncmp(s.path, "lm_head", 7) || !strncmp(s.path, "embed_out", 9);
+        if (!in.has_lm_head && head) continue;
         int64_t shape[VENE_MAX_DIMS];
         int nd = vene_model_site_shape(m, i, 1, seq, shape);
         char name[160], shp[96];
-        /* lm_head sits beside the backbone, not under its prefix */
-        snprintf(name, sizeof name, "%s%s.%s", strncmp(s.path, "lm_head", 7) ? in.path_prefix : "", s.path,
+        snprintf(name, sizeof name, "%s%s.%s", head ? "" : in.path_prefix, s.path,
                  s.is_input ? "input" : "output");
         int off = 0;
         for (int d = 0; d < nd; d++) off += snprintf(shp + off, sizeof shp - (size_t)off, d ? " x %lld" : "%lld", (long long)shape[d]);

@@ -1,6 +1,7 @@
-/* Forward kernels of the LLaMA family (Hugging Face transformers 4.43, float32):
- * RMSNorm, rotary position embedding (rotate_half convention), SiLU, element-wise
- * product, and eager attention scores with LLaMA's additive 4-D mask. Like kernels.h,
+/* Forward kernels of the rotary-embedding models, LLaMA family and GPT-NeoX (Hugging Face
+ * transformers 4.43, float32): RMSNorm, rotary position embedding (rotate_half
+ * convention, also partial), SiLU, exact GELU, element-wise product, and eager attention
+ * scores with each family's mask arithmetic. Like kernels.h,
  * every kernel reads and writes caller-provided buffers and allocates nothing. */
 #ifndef VENE_CORE_KERNELS_LLAMA_H
 #define VENE_CORE_KERNELS_LLAMA_H
@@ -25,9 +26,15 @@ void vk_rope_tables(const float *inv, int half, const int32_t *pos, int n, float
  * x_h = x_h * cos + rotate_half(x_h) * sin with rotate_half(x) = [-x2, x1] and the
  * half-width tables of row r (HF's emb = cat(freqs, freqs)). */
 void vk_rope_apply(float *x, int ld, int n, int n_heads, int hd, const float *cos_t, const float *sin_t);
+/* The same on the first `rot` (even) dimensions of each head only (GPT-NeoX's rotary_pct);
+ * the tables then hold rot / 2 entries per row. */
+void vk_rope_apply_partial(float *x, int ld, int n, int n_heads, int hd, int rot, const float *cos_t,
+                           const float *sin_t);
 
 /* SiLU: out = x / (1 + exp(-x)); out may equal x. */
 void vk_silu(const float *x, float *out, int64_t n);
+/* Exact GELU, torch's default: x / 2 * (1 + erf(x / sqrt 2)); out may equal x. */
+void vk_gelu_erf(const float *x, float *out, int64_t n);
 /* out = a * b element-wise (out may alias a or b). */
 void vk_mul(const float *a, const float *b, float *out, int64_t n);
 
@@ -39,5 +46,15 @@ void vk_mul(const float *a, const float *b, float *out, int64_t n);
  * q, k: [B, S, *] with row strides ldq/ldk; probs: [B, H, S, S]. */
 void vk_llama_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
                           int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask);
+/* The same with Mistral's sliding window: keys j <= i - window are hidden too (the query
+ * sees itself and the window - 1 keys before it); window <= 0 means none. */
+void vk_llama_attn_scores_window(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
+                                 int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask, int window);
+/* GPTNeoXAttention._attn (eager, 4.43): s = norm_factor * (q . k) inside the product,
+ * future keys become -inf (torch.where to min, then the 4-D mask's min added), padding keys
+ * get min added; softmax over keys. A query whose past keys are all padding spreads its
+ * weight uniformly over them (itself included). */
+void vk_neox_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S, int n_head,
+                         int hd, float norm_factor, const uint8_t *mask);
 
 #endif

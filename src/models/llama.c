@@ -1,12 +1,22 @@
-/* LLaMA (Hugging Face LlamaModel / LlamaForCausalLM, transformers 4.43), eager attention,
- * eval mode. The forward reads top to bottom like the Hugging Face modules it mirrors;
- * each VENE_FIRE is one hook site, fired in the order PyTorch hooks would fire. Tensors
- * that are one object in PyTorch (input_layernorm output = self_attn input = q/k/v_proj
- * input; o_proj output = self_attn output; ...) are one buffer here, so an in-place edit
- * at one site is seen at the others exactly as in PyTorch.
+/* The LLaMA family from Hugging Face folders (transformers 4.43 modules, eager attention,
+ * eval mode), one implementation: Llama 1/2/3, Mistral, Qwen2 and Gemma differ only in
+ * settings read at load time. The forward reads top to bottom like the Hugging Face
+ * modules it mirrors; each VENE_FIRE is one hook site, fired in the order PyTorch hooks
+ * would fire. Tensors that are one object in PyTorch (input_layernorm output = self_attn
+ * input = q/k/v_proj input; o_proj output = self_attn output; ...) are one buffer here,
+ * so an in-place edit at one site is seen at the others exactly as in PyTorch.
  *
- * Not modelled: the rotary_emb submodule (its output is the (cos, sin) pair, no hook site),
- * rope_scaling other than "linear", hidden_act other than silu. */
+ *   Mistral: sliding_window (a query sees itself and the window - 1 keys before it).
+ *   Qwen2:   q/k/v projections with biases; use_sliding_window must be false.
+ *   Gemma:   RMSNorm scales by (1 + w); the embedding output is multiplied by
+ *            sqrt(hidden_size) in float32 before layer 0 (embed_tokens.output is the
+ *            unscaled lookup, as the module returns it); GeGLU with hidden_activation
+ *            (default gelu_pytorch_tanh); head_dim from config.json; tied head by default.
+ *   All:     rope_scaling null, "linear", "dynamic" (per call, from the largest position,
+ *            as a freshly loaded Hugging Face model computes it) or "llama3".
+ *
+ * Not modelled: the rotary_emb submodule (its output is the (cos, sin) pair, no hook
+ * site), Qwen2's sliding windows, Gemma 2. */
 #include <math.h>
 #include <limits.h>
 #include <stdio.h>
@@ -17,6 +27,7 @@
 #include "core/kernels.h"
 #include "core/kernels_llama.h"
 #include "models/model.h"
+#include "models/rope.h"
 
 enum {
     S_EMBED_OUT,
@@ -86,13 +97,27 @@ typedef struct llama_layer {
     const float *ln2, *gate_w, *gate_b, *up_w, *up_b, *down_w, *down_b;
 } llama_layer;
 
+enum { ACT_SILU, ACT_GELU_TANH, ACT_GELU_ERF };
+
+/* What distinguishes a family member (vene_arch.data). */
+typedef struct llama_variant {
+    const char *lm_class;      /* the *ForCausalLM class name */
+    uint8_t qkv_bias;          /* Qwen2: q/k/v projections always have biases */
+    uint8_t gemma;             /* Gemma: (1 + w) norms, scaled embedding, hidden_activation */
+    uint8_t sliding_window;    /* Mistral: config.sliding_window applies */
+    uint8_t qwen2;             /* Qwen2: refuse use_sliding_window */
+} llama_variant;
+
 typedef struct llama_weights {
     const float *embed, *norm, *head;
     float *inv_freq;           /* head_dim / 2 RoPE inverse frequencies, owned */
+    float *gemma_norms;        /* Gemma: 1 + w of every RMSNorm ((2 L + 1) x D), owned */
     llama_layer *layers;
+    vene_rope rope;
+    int act;                   /* ACT_* */
+    int window;                /* sliding window, 0 = none */
+    float embed_scale;         /* 0 = none; Gemma: sqrt(hidden_size) in float32 */
 } llama_weights;
-
-static const char *const llama_classes[] = {"LlamaForCausalLM", "LlamaModel", NULL};
 
 
 /* A Linear [out, in] weight and, when `bias`, its [out] bias. */
@@ -106,33 +131,70 @@ static int get_linear(vene_model *m, int l, const char *mod, int in, int out, in
     return vene_model_weight(m, n, 1, out, 0, b, err);
 }
 
-static int config_bool(const cJSON *c, const char *key, int dflt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
-    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
+/* hidden_act (or Gemma's hidden_activation) to a kernel; errors name the key. */
+static int read_activation(const vene_model *m, const char *key, const char *dflt, int *act, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    const char *name = cJSON_IsString(v) ? v->valuestring : dflt;
+    if (v && !cJSON_IsNull(v) && !cJSON_IsString(v))
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"%s\" must be a string", m->dir, key);
+    if (!strcmp(name, "silu") || !strcmp(name, "swish")) *act = ACT_SILU;
+    else if (!strcmp(name, "gelu_pytorch_tanh") || !strcmp(name, "gelu_new")) *act = ACT_GELU_TANH;
+    else if (!strcmp(name, "gelu")) *act = ACT_GELU_ERF;
+    else
+        return vene_errorf(err, VENE_ERR_UNSUPPORTED,
+                           "%s/config.json: %s \"%s\" not supported (silu, gelu, gelu_pytorch_tanh, gelu_new)", m->dir,
+                           key, name);
+    return VENE_OK;
 }
 
-/* rope_scaling: null, or {"rope_type"|"type": "default"|"linear", "factor": f}. */
-static int read_rope_scaling(const vene_model *m, double *factor, vene_error *err) {
-    *factor = 1.0;
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(m->config, "rope_scaling");
-    if (!rs || cJSON_IsNull(rs)) return VENE_OK;
-    if (!cJSON_IsObject(rs))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"rope_scaling\" must be null or an object", m->dir);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-    if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
-    if (!cJSON_IsString(t))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"rope_scaling\" has no string \"rope_type\" or \"type\"",
+/* The member-specific settings: activation, sliding window, embedding scale, RoPE. */
+static int read_variant_settings(vene_model *m, const llama_variant *var, llama_weights *w, vene_error *err) {
+    int rc = var->gemma ? read_activation(m, "hidden_activation", "gelu_pytorch_tanh", &w->act, err)
+                        : read_activation(m, "hidden_act", "silu", &w->act, err);
+    if (rc) return rc;
+    /* MistralConfig's sliding_window defaults to 4096 when absent; null means none */
+    int window_default = cJSON_GetObjectItemCaseSensitive(m->config, "sliding_window") ? 0 : 4096;
+    if (var->sliding_window && (rc = vene_config_int_or(m, "sliding_window", window_default, &w->window, err)))
+        return rc;
+    if (w->window < 0)
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"sliding_window\" must be positive or null", m->dir);
+    int qwen_window = 0;
+    if (var->qwen2 && (rc = vene_config_bool_or(m, "use_sliding_window", 0, &qwen_window, err))) return rc;
+    if (qwen_window)
+        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: use_sliding_window true is not supported for qwen2",
                            m->dir);
-    if (strcmp(t->valuestring, "default") == 0) return VENE_OK;
-    if (strcmp(t->valuestring, "linear") != 0)
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED,
-                           "%s/config.json: key \"rope_scaling\" of type \"%s\" is not supported (null or \"linear\")",
-                           m->dir, t->valuestring);
-    const cJSON *f = cJSON_GetObjectItemCaseSensitive(rs, "factor");
-    if (!cJSON_IsNumber(f) || !(f->valuedouble >= 1.0))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"rope_scaling.factor\" must be a number >= 1",
-                           m->dir);
-    *factor = f->valuedouble;
+    if (var->gemma) w->embed_scale = (float)sqrt((double)m->d_model);
+    double prf = vene_config_num_opt(m->config, "partial_rotary_factor", 1.0);
+    if (prf != 1.0)
+        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: partial_rotary_factor %g not supported (1.0)",
+                           m->dir, prf);
+    unsigned kinds = VENE_ROPE_ALLOW(VENE_ROPE_DEFAULT) | VENE_ROPE_ALLOW(VENE_ROPE_LINEAR) |
+                     VENE_ROPE_ALLOW(VENE_ROPE_DYNAMIC) | VENE_ROPE_ALLOW(VENE_ROPE_LLAMA3);
+    if ((rc = vene_rope_read(m, "rope_theta", 10000.0, m->head_dim, m->n_ctx, kinds, &w->rope, err))) return rc;
+    m->n_ctx = vene_rope_max_positions(&w->rope);
+    return VENE_OK;
+}
+
+/* Gemma's RMSNorm multiplies by (1 + w) computed in float32: make those vectors once. */
+static int make_gemma_norms(vene_model *m, llama_weights *w, vene_error *err) {
+    const size_t D = (size_t)m->d_model;
+    w->gemma_norms = malloc(sizeof(float) * D * (2 * (size_t)m->n_layer + 1));
+    if (!w->gemma_norms) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    const float **src[2];
+    for (int l = 0; l <= m->n_layer; l++) {
+        int n = 0;
+        if (l < m->n_layer) {
+            src[n++] = &w->layers[l].ln1;
+            src[n++] = &w->layers[l].ln2;
+        } else {
+            src[n++] = &w->norm;
+        }
+        for (int i = 0; i < n; i++) {
+            float *dst = w->gemma_norms + D * (2 * (size_t)l + (size_t)i);
+            for (size_t j = 0; j < D; j++) dst[j] = 1.0f + (*src[i])[j];
+            *src[i] = dst;
+        }
+    }
     return VENE_OK;
 }
 
@@ -151,7 +213,9 @@ static int llama_load(vene_model *m, vene_error *err) {
     if (m->n_head <= 0 || m->d_model <= 0)
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: hidden_size %d and num_attention_heads %d must be positive",
                            m->dir, m->d_model, m->n_head);
-    m->head_dim = vene_config_int_opt(c, "head_dim", m->d_model / m->n_head);
+    const llama_variant *var = m->arch->data;
+    /* GemmaConfig's default head_dim is 256, not hidden_size / num_attention_heads */
+    m->head_dim = vene_config_int_opt(c, "head_dim", var->gemma ? 256 : m->d_model / m->n_head);
     if (m->n_layer <= 0 || m->d_ff <= 0 || m->vocab_size <= 0 || m->n_ctx <= 0 || m->n_kv_head <= 0 ||
         m->head_dim <= 0 || m->head_dim % 2 != 0 || m->n_head % m->n_kv_head != 0 ||
         (int64_t)m->n_head * m->head_dim > INT_MAX)
@@ -163,22 +227,12 @@ static int llama_load(vene_model *m, vene_error *err) {
                            m->dir, m->n_layer, m->d_model, m->n_head, m->n_kv_head, m->head_dim, m->d_ff,
                            m->vocab_size, m->n_ctx);
     m->norm_eps = (float)vene_config_num_opt(c, "rms_norm_eps", 1e-6);
-    const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "hidden_act");
-    if (cJSON_IsString(act) && strcmp(act->valuestring, "silu") != 0)
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: hidden_act \"%s\" not supported (silu)", m->dir,
-                           act->valuestring);
-    double prf = vene_config_num_opt(c, "partial_rotary_factor", 1.0);
-    if (prf != 1.0)
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: partial_rotary_factor %g not supported (1.0)",
-                           m->dir, prf);
-    double rope_factor = 1.0;
-    if ((rc = read_rope_scaling(m, &rope_factor, err))) return rc;
-    double theta = vene_config_num_opt(c, "rope_theta", 10000.0);
-    if (!(theta > 0))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: rope_theta must be positive", m->dir);
-    const int attn_bias = config_bool(c, "attention_bias", 0), mlp_bias = config_bool(c, "mlp_bias", 0);
-    const int tied = config_bool(c, "tie_word_embeddings", 0);
-    m->has_lm_head = strcmp(m->model_class, "LlamaForCausalLM") == 0;
+    int attn_bias = 0, mlp_bias = 0, tied = 0;
+    if ((rc = vene_config_bool_or(m, "attention_bias", 0, &attn_bias, err)) ||
+        (rc = vene_config_bool_or(m, "mlp_bias", 0, &mlp_bias, err)) ||
+        (rc = vene_config_bool_or(m, "tie_word_embeddings", var->gemma, &tied, err)))
+        return rc;
+    m->has_lm_head = strcmp(m->model_class, var->lm_class) == 0;
     m->path_prefix = m->has_lm_head ? "model." : "";
     static const char *const prefixes[] = {"model.", NULL};
     vene_weights_set_prefixes(m->weights, prefixes);
@@ -198,10 +252,12 @@ static int llama_load(vene_model *m, vene_error *err) {
     llama_weights *w = calloc(1, sizeof *w);
     if (!w) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     m->impl = w;
+    if ((rc = read_variant_settings(m, var, w, err))) return rc;
     w->layers = calloc((size_t)m->n_layer, sizeof *w->layers);
     w->inv_freq = malloc(sizeof(float) * (size_t)(m->head_dim / 2));
     if (!w->layers || !w->inv_freq) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    vk_rope_inv_freq(w->inv_freq, m->head_dim, theta, rope_factor);
+    vene_rope_inv_freq(&w->rope, 0, w->inv_freq);
+    const int qkv_bias = attn_bias || var->qkv_bias;
 
     const int D = m->d_model, F = m->d_ff, Q = m->n_head * m->head_dim, KV = m->n_kv_head * m->head_dim;
     if ((rc = vene_model_weight(m, "embed_tokens.weight", 2, m->vocab_size, D, &w->embed, err)) ||
@@ -213,9 +269,9 @@ static int llama_load(vene_model *m, vene_error *err) {
         snprintf(n1, sizeof n1, "layers.%d.input_layernorm.weight", l);
         snprintf(n2, sizeof n2, "layers.%d.post_attention_layernorm.weight", l);
         if ((rc = vene_model_weight(m, n1, 1, D, 0, &L->ln1, err)) ||
-            (rc = get_linear(m, l, "self_attn.q_proj", D, Q, attn_bias, &L->q_w, &L->q_b, err)) ||
-            (rc = get_linear(m, l, "self_attn.k_proj", D, KV, attn_bias, &L->k_w, &L->k_b, err)) ||
-            (rc = get_linear(m, l, "self_attn.v_proj", D, KV, attn_bias, &L->v_w, &L->v_b, err)) ||
+            (rc = get_linear(m, l, "self_attn.q_proj", D, Q, qkv_bias, &L->q_w, &L->q_b, err)) ||
+            (rc = get_linear(m, l, "self_attn.k_proj", D, KV, qkv_bias, &L->k_w, &L->k_b, err)) ||
+            (rc = get_linear(m, l, "self_attn.v_proj", D, KV, qkv_bias, &L->v_w, &L->v_b, err)) ||
             (rc = get_linear(m, l, "self_attn.o_proj", Q, D, attn_bias, &L->o_w, &L->o_b, err)) ||
             (rc = vene_model_weight(m, n2, 1, D, 0, &L->ln2, err)) ||
             (rc = get_linear(m, l, "mlp.gate_proj", D, F, mlp_bias, &L->gate_w, &L->gate_b, err)) ||
@@ -230,7 +286,7 @@ static int llama_load(vene_model *m, vene_error *err) {
             if ((rc = vene_model_weight(m, "lm_head.weight", 2, m->vocab_size, D, &w->head, err))) return rc;
         }
     }
-    return VENE_OK;
+    return var->gemma ? make_gemma_norms(m, w, err) : VENE_OK;
 }
 
 static void llama_free_impl(vene_model *m) {
@@ -238,19 +294,20 @@ static void llama_free_impl(vene_model *m) {
     if (w) {
         free(w->layers);
         free(w->inv_freq);
+        free(w->gemma_norms);
     }
     free(w);
     m->impl = NULL;
 }
 
 /* Number of arena allocations in llama_forward (each may waste up to 64 bytes). */
-#define LLAMA_ALLOCS 19
+#define LLAMA_ALLOCS 20
 
 static size_t llama_run_bytes(const vene_model *m, int B, int S) {
     size_t T = (size_t)B * S, D = (size_t)m->d_model, F = (size_t)m->d_ff, H = (size_t)m->n_head;
     size_t Q = H * (size_t)m->head_dim, KV = (size_t)m->n_kv_head * (size_t)m->head_dim;
     size_t half = (size_t)m->head_dim / 2;
-    size_t floats = T * D * 7 + T * Q * 2 + T * KV * 2 + T * F * 4 + (size_t)B * H * S * S + T * half * 2 +
+    size_t floats = T * D * 7 + T * Q * 2 + T * KV * 2 + T * F * 4 + (size_t)B * H * S * S + T * half * 2 + half +
                     (m->has_lm_head ? T * (size_t)m->vocab_size : 0);
     return floats * sizeof(float) + 64 * LLAMA_ALLOCS;
 }
@@ -314,11 +371,24 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         vk_embed(w->embed, in->ids, x, T, D);
         VENE_FIRE(rs, S_EMBED_OUT, -1, &tX, err);
     }
+    if (w->embed_scale != 0.0f) /* Gemma: a new tensor in PyTorch; the lookup is dead after its hook */
+        for (int64_t i = 0; i < (int64_t)T * D; i++) x[i] *= w->embed_scale;
+    const float *inv_freq = w->inv_freq;
+    if (w->rope.kind == VENE_ROPE_DYNAMIC) {
+        /* HF's dynamic rotary rescales from the largest position of the call */
+        int seq_len = in->positions ? 1 : S;
+        for (int64_t i = 0; in->positions && i < (int64_t)T; i++)
+            if (in->positions[i] + 1 > seq_len) seq_len = in->positions[i] + 1;
+        float *inv;
+        VENE_ALLOC(inv, (size_t)half);
+        vene_rope_inv_freq(&w->rope, seq_len, inv);
+        inv_freq = inv;
+    }
     /* position_ids default to 0..S-1 for every row (cache_position), also under padding */
     if (in->positions) {
-        vk_rope_tables(w->inv_freq, half, in->positions, T, cos_t, sin_t);
+        vk_rope_tables(inv_freq, half, in->positions, T, cos_t, sin_t);
     } else {
-        vk_rope_tables(w->inv_freq, half, NULL, S, cos_t, sin_t);
+        vk_rope_tables(inv_freq, half, NULL, S, cos_t, sin_t);
         for (int b = 1; b < B; b++) {
             memcpy(cos_t + (size_t)b * S * half, cos_t, sizeof(float) * (size_t)S * half);
             memcpy(sin_t + (size_t)b * S * half, sin_t, sizeof(float) * (size_t)S * half);
@@ -345,7 +415,7 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         /* q_proj/k_proj outputs are dead after their hooks: rotate them in place */
         vk_rope_apply(q, Q, T, H, hd, cos_t, sin_t);
         vk_rope_apply(k, KV, T, KVH, hd, cos_t, sin_t);
-        vk_llama_attn_scores(q, Q, k, KV, probs, B, S, H, KVH, hd, scale_div, in->attn_mask);
+        vk_llama_attn_scores_window(q, Q, k, KV, probs, B, S, H, KVH, hd, scale_div, in->attn_mask, w->window);
         vk_attn_values(probs, v, KV, merged, Q, B, S, H, KVH, hd);
         VENE_FIRE(rs, S_O_IN, l, &tM, err);
         vk_linear_out_in(merged, L->o_w, L->o_b, ao, T, Q, D);
@@ -360,7 +430,9 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         vk_linear_out_in(b2, L->gate_w, L->gate_b, gate, T, D, F);
         VENE_FIRE(rs, S_GATE_OUT, l, &tG, err);
         VENE_FIRE(rs, S_ACT_IN, l, &tG, err);
-        vk_silu(gate, act, (int64_t)T * F);
+        if (w->act == ACT_SILU) vk_silu(gate, act, (int64_t)T * F);
+        else if (w->act == ACT_GELU_TANH) vk_gelu_tanh(gate, act, (int64_t)T * F);
+        else vk_gelu_erf(gate, act, (int64_t)T * F);
         VENE_FIRE(rs, S_ACT_OUT, l, &tAct, err);
         VENE_FIRE(rs, S_UP_IN, l, &tB2, err);
         vk_linear_out_in(b2, L->up_w, L->up_b, up, T, D, F);
@@ -382,17 +454,34 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     return m->has_lm_head ? vene_run_lm_head(rs, w->head, S_HEAD_IN, S_HEAD_OUT, err) : VENE_OK;
 }
 
-const vene_arch vene_arch_llama = {
-    .model_type = "llama",
-    .classes = llama_classes,
-    .sites = llama_sites,
-    .n_sites = S_COUNT,
-    .components = llama_components,
-    .n_components = sizeof llama_components / sizeof llama_components[0],
-    .load = llama_load,
-    .free_impl = llama_free_impl,
-    .run_bytes = llama_run_bytes,
-    .forward = llama_forward,
-    .site_shape = llama_site_shape,
-    .component_width = llama_component_width,
-};
+/* One architecture per model_type: the same tables and functions, a different variant. */
+#define LLAMA_FAMILY_ARCH(sym, type, variant)                                  \
+    const vene_arch sym = {                                                    \
+        .model_type = type,                                                    \
+        .classes = variant##_classes,                                          \
+        .sites = llama_sites,                                                  \
+        .n_sites = S_COUNT,                                                    \
+        .components = llama_components,                                        \
+        .n_components = sizeof llama_components / sizeof llama_components[0], \
+        .load = llama_load,                                                    \
+        .free_impl = llama_free_impl,                                          \
+        .run_bytes = llama_run_bytes,                                          \
+        .forward = llama_forward,                                              \
+        .site_shape = llama_site_shape,                                        \
+        .component_width = llama_component_width,                              \
+        .data = &variant,                                                      \
+    }
+
+static const char *const llama_classes[] = {"LlamaForCausalLM", "LlamaModel", NULL};
+static const char *const mistral_classes[] = {"MistralForCausalLM", "MistralModel", NULL};
+static const char *const qwen2_classes[] = {"Qwen2ForCausalLM", "Qwen2Model", NULL};
+static const char *const gemma_classes[] = {"GemmaForCausalLM", "GemmaModel", NULL};
+static const llama_variant llama = {.lm_class = "LlamaForCausalLM"};
+static const llama_variant mistral = {.lm_class = "MistralForCausalLM", .sliding_window = 1};
+static const llama_variant qwen2 = {.lm_class = "Qwen2ForCausalLM", .qkv_bias = 1, .qwen2 = 1};
+static const llama_variant gemma = {.lm_class = "GemmaForCausalLM", .gemma = 1};
+
+LLAMA_FAMILY_ARCH(vene_arch_llama, "llama", llama);
+LLAMA_FAMILY_ARCH(vene_arch_mistral, "mistral", mistral);
+LLAMA_FAMILY_ARCH(vene_arch_qwen2, "qwen2", qwen2);
+LLAMA_FAMILY_ARCH(vene_arch_gemma, "gemma", gemma);

@@ -3,6 +3,7 @@
 #include "models/model.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,11 @@ static int class_allowed(const vene_arch *a, const char *cls) {
 }
 
 int vene_model_load(const char *dir, const char *model_class, vene_model **out, vene_error *err) {
+    return vene_model_load_with(NULL, dir, model_class, out, err);
+}
+
+int vene_model_load_with(const vene_registry *reg, const char *dir, const char *model_class, vene_model **out,
+                         vene_error *err) {
     *out = NULL;
     if (!dir || !*dir) return vene_errorf(err, VENE_ERR_ARG, "model folder path is empty");
     char path[4096];
@@ -137,10 +143,10 @@ int vene_model_load(const char *dir, const char *model_class, vene_model **out, 
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: missing key \"model_type\" (a string)", path);
         goto fail;
     }
-    m->arch = vene_arch_find(mt->valuestring);
+    m->arch = vene_registry_find(reg, mt->valuestring);
     if (!m->arch) {
-        char names[256];
-        vene_arch_names(names, sizeof names);
+        char names[512];
+        vene_registry_names(reg, names, sizeof names);
         rc = vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: unknown model_type \"%s\" (supported: %s)", path,
                          mt->valuestring, names);
         goto fail;
@@ -414,3 +420,71 @@ int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
 
 const vene_tensor *vene_run_logits(const vene_run *rs) { return rs->has_logits ? &rs->logits : NULL; }
 const vene_tensor *vene_run_last_hidden(const vene_run *rs) { return rs->last_hidden.data ? &rs->last_hidden : NULL; }
+
+/* ---------------------------------------------------------------- for registered architectures */
+
+const char *vene_model_dir(const vene_model *m) { return m->dir; }
+const vene_model *vene_run_model(const vene_run *rs) { return rs->m; }
+
+int vene_model_config_int(const vene_model *m, const char *key, int required, int *out, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    if ((!v || cJSON_IsNull(v)) && required)
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: missing key \"%s\" (an integer)", m->dir, key);
+    return vene_config_int_or(m, key, *out, out, err);
+}
+
+int vene_model_config_number(const vene_model *m, const char *key, int required, double *out, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    if (!v || cJSON_IsNull(v))
+        return required ? vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: missing key \"%s\" (a number)", m->dir, key)
+                        : VENE_OK;
+    if (!cJSON_IsNumber(v))
+        return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"%s\" must be a number", m->dir, key);
+    *out = v->valuedouble;
+    return VENE_OK;
+}
+
+int vene_model_tensor(vene_model *m, const char *name, int ndim, const int64_t *shape, const float **out,
+                      vene_error *err) {
+    int64_t n = 1;
+    if (!name || !shape || !out || ndim < 1 || ndim > 4)
+        return vene_errorf(err, VENE_ERR_ARG, "vene_model_tensor: a name, an out pointer and 1 to 4 dims are needed");
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || shape[i] > INT64_MAX / n)
+            return vene_errorf(err, VENE_ERR_ARG, "vene_model_tensor %s: dim %d is %lld", name, i, (long long)shape[i]);
+        n *= shape[i];
+    }
+    int rc = vene_weights_get(m->weights, name, ndim, shape, out, err);
+    if (rc == VENE_OK) m->n_params += n;
+    return rc;
+}
+
+float *vene_run_scratch(vene_run *rs, size_t n, vene_error *err) {
+    float *p = vene_arena_floats(&rs->arena, n);
+    if (!p)
+        vene_errorf(err, VENE_ERR_MEMORY, "run scratch exhausted: scratch_floats of \"%s\" reported too little",
+                    rs->m->arch->model_type);
+    return p;
+}
+
+int vene_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err) {
+    const vene_model *m = rs->m;
+    if (site < 0 || site >= m->arch->n_sites || !t || !t->data)
+        return vene_errorf(err, VENE_ERR_ARG, "vene_fire: site %d out of range (%d sites) or no tensor", site,
+                           m->arch->n_sites);
+    if (m->arch->sites[site].layered ? (layer < 0 || layer >= m->n_layer) : layer != -1)
+        return vene_errorf(err, VENE_ERR_RANGE, "vene_fire %s: layer %d out of range (model has %d layers)",
+                           m->arch->sites[site].path, layer, m->n_layer);
+    return rs->site_hooked[site] ? vene_run_fire(rs, site, layer, t, err) : VENE_OK;
+}
+
+int vene_run_set_outputs(vene_run *rs, const vene_tensor *last_hidden, const vene_tensor *logits, vene_error *err) {
+    if (!last_hidden || !last_hidden->data || last_hidden->ndim < 1 || last_hidden->ndim > VENE_MAX_DIMS ||
+        (logits && (!logits->data || logits->ndim < 1 || logits->ndim > VENE_MAX_DIMS)))
+        return vene_errorf(err, VENE_ERR_ARG, "vene_run_set_outputs: last_hidden (and logits when given) need data "
+                                              "and 1 to %d dims", VENE_MAX_DIMS);
+    rs->last_hidden = *last_hidden;
+    rs->has_logits = logits != NULL;
+    if (logits) rs->logits = *logits;
+    return VENE_OK;
+}

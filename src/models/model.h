@@ -90,12 +90,20 @@ struct vene_arch {
      * rs->param_grads when it is set (see core/kernels_grad.h for the kernel contract). */
     size_t (*grad_bytes)(const vene_model *m, int B, int S);
     int (*backward)(vene_run *rs, vene_error *err);
+    /* Constant data of the architecture: a family member's variant (llama.c), or the
+     * registry entry of an architecture registered through the public API. */
+    const void *data;
 };
 
 /* Registry of built-in architectures (read-only). */
 const vene_arch *vene_arch_find(const char *model_type);
 /* Comma-separated model_type names of the built-in architectures. */
 void vene_arch_names(char *buf, size_t n);
+/* The same through a caller's registry (user_arch.c): its entries first, then built-ins. */
+const vene_arch *vene_registry_find(const vene_registry *r, const char *model_type);
+void vene_registry_names(const vene_registry *r, char *buf, size_t n);
+/* Whether an architecture came from a registry (its impl is then wrapped). */
+int vene_arch_is_user(const vene_arch *a);
 
 typedef struct vene_hook {
     int site, layer;

@@ -5,12 +5,14 @@
 #include "models/model.h"
 
 extern const vene_arch vene_arch_gpt2, vene_arch_gptneo;
-extern const vene_arch vene_arch_llama;
+extern const vene_arch vene_arch_llama, vene_arch_mistral, vene_arch_qwen2, vene_arch_gemma;
+extern const vene_arch vene_arch_gptneox;
 extern const vene_arch vene_arch_mlp;
 extern const vene_arch vene_arch_gru;
 
-static const vene_arch *const builtin[] = {&vene_arch_gpt2, &vene_arch_gptneo, &vene_arch_llama, &vene_arch_mlp,
-                                           &vene_arch_gru};
+static const vene_arch *const builtin[] = {&vene_arch_gpt2,  &vene_arch_gptneo, &vene_arch_gptneox,
+                                           &vene_arch_llama, &vene_arch_mistral, &vene_arch_qwen2,
+                                           &vene_arch_gemma, &vene_arch_mlp,     &vene_arch_gru};
 
 const vene_arch *vene_arch_find(const char *model_type) {
     if (!model_type) return NULL;

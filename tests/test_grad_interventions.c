@@ -8,6 +8,11 @@
 
 #include "engine/interventions.h"
 
+static const char *iv_ae_name(int k) {
+    static const char *const n[4] = {"encoder weight", "encoder bias", "decoder weight", "decoder bias"};
+    return n[k];
+}
+
 static vene_error err;
 static uint64_t st = 88172645463325252ULL;
 static float frand(void) {
@@ -104,6 +109,11 @@ static void check_type(vene_iv_type type, int ndim, const int64_t *shape, int E,
         fd(nm, &c, iv.original, (int64_t)E * r, iv.grad_original);
     }
     if (type == VENE_IV_BOUNDLESS_ROTATED) fd("Boundless d(boundary)", &c, &iv.boundary, 1, &iv.grad_boundary);
+    for (int k = 0; k < 4 && type == VENE_IV_AUTOENCODER; k++) {
+        int64_t np = k == 1 ? rank : k == 3 ? E : (int64_t)E * rank;
+        snprintf(nm, sizeof nm, "Autoencoder d(%s)", iv_ae_name(k));
+        fd(nm, &c, iv.ae[k], np, iv.ae_grad[k]);
+    }
     if (iv.grad_masks) {
         snprintf(nm, sizeof nm, "%s d(masks)", tn);
         fd(nm, &c, iv.masks, iv.masks_len, iv.grad_masks);
@@ -150,7 +160,29 @@ static void check_dW(void) {
     vene_iv_free(&iv);
 }
 
+/* Autoencoder forward with identity encoder and decoder: on positive inputs the output is
+ * the base with the selected latents (= coordinates) taken from the source. */
+static void check_autoencoder_forward(void) {
+    vene_iv iv;
+    CHECK(vene_iv_init(&iv, VENE_IV_AUTOENCODER, 4, 4, &err) == VENE_OK);
+    CHECK(vene_iv_finalize(&iv, 1, &err) == VENE_OK);
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < (k % 2 ? 4 : 16); i++) iv.ae[k][i] = k % 2 ? 0.0f : (i % 5 == 0 ? 1.0f : 0.0f);
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, s[8] = {10, 20, 30, 40, 50, 60, 70, 80};
+    int64_t sh[3] = {2, 1, 4};
+    vene_tensor xt = {0}, st_ = {0};
+    xt.data = x, st_.data = s, xt.ndim = st_.ndim = 3;
+    memcpy(xt.shape, sh, sizeof sh), memcpy(st_.shape, sh, sizeof sh);
+    int off[2] = {0, 2}, ids[2] = {0, 2};
+    vene_subspaces ss = {1, off, ids};
+    CHECK(vene_iv_apply(&iv, &xt, &st_, &ss, NULL, &err) == VENE_OK);
+    float want[8] = {10, 2, 30, 4, 50, 6, 70, 8};
+    CHECK(memcmp(x, want, sizeof want) == 0);
+    vene_iv_free(&iv);
+}
+
 int main(void) {
+    check_autoencoder_forward();
     int64_t s3[3] = {2, 1, 6}, s4[4] = {2, 2, 3, 3}, s2[2] = {3, 4};
     int off[3] = {0, 1, 3}, ids[3] = {1, 0, 2};
     vene_subspaces ss = {2, off, ids};
@@ -167,6 +199,10 @@ int main(void) {
     check_type(VENE_IV_ROTATED, 4, s4, 6, 0, &ss);
     check_type(VENE_IV_BOUNDLESS_ROTATED, 3, s3, 6, 0, NULL);
     check_type(VENE_IV_SIGMOID_MASK_ROTATED, 3, s3, 6, 0, NULL);
+    check_type(VENE_IV_AUTOENCODER, 3, s3, 6, 4, NULL);     /* every latent swapped */
+    int aoff[3] = {0, 1, 3}, aids[3] = {3, 0, 2};
+    vene_subspaces ass = {2, aoff, aids};
+    check_type(VENE_IV_AUTOENCODER, 3, s3, 6, 4, &ass);     /* per-example latent lists */
     check_dW();
     TEST_MAIN_END();
 }

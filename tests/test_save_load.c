@@ -541,8 +541,8 @@ static void test_errors(void) {
     expect_load_error(dir, VENE_ERR_FORMAT, "malformed/config.json", "representations", "empty representations");
 
     write_text(p, "{\"representations\": [[1, \"block_output\", \"pos\", 1, null, null, null, null, null, null, null, null, "
-                  "null, null]], \"intervention_types\": [\"<class 'pyvene.models.interventions.AutoencoderIntervention'>\"]}");
-    expect_load_error(dir, VENE_ERR_UNSUPPORTED, "malformed/config.json", "AutoencoderIntervention", "unknown type");
+                  "null, null]], \"intervention_types\": [\"<class 'pyvene.models.interventions.JumpReLUAutoencoderIntervention'>\"]}");
+    expect_load_error(dir, VENE_ERR_UNSUPPORTED, "malformed/config.json", "JumpReLUAutoencoderIntervention", "unknown type");
 
     write_text(p, "{\"representations\": [[1, \"no_such_component\", \"pos\", 1, null, null, null, null, null, null, null, "
                   "null, null, null]], \"intervention_types\": [\"VanillaIntervention\"]}");

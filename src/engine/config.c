@@ -111,6 +111,10 @@ int vene_repr_parse(const cJSON *j, int index, vene_repr *r, vene_error *err) {
         }
         for (const cJSON *c = kwargs->child; c; c = c->next) {
             if (!strcmp(c->string, "keep_last_dim") && cJSON_IsBool(c)) r->keep_last_dim = cJSON_IsTrue(c);
+            /* AutoencoderIntervention's latent width travels as low_rank_dimension */
+            else if (!strcmp(c->string, "latent_dim") && cJSON_IsNumber(c) && c->valuedouble >= 1 && c->valuedouble <= 1 << 20)
+                r->low_rank = (int)c->valuedouble;
+            else if (!strcmp(c->string, "embed_dim") && cJSON_IsNumber(c)) continue; /* the component's width */
             else {
                 rc = vene_errorf(err, VENE_ERR_UNSUPPORTED,
                                  "config.representations[%d].intervention_kwargs: unsupported argument \"%s\"", index, c->string);

@@ -26,6 +26,7 @@ static const char *const type_names[VENE_IV_TYPE_COUNT] = {
     [VENE_IV_BOUNDLESS_ROTATED] = "BoundlessRotatedSpaceIntervention",
     [VENE_IV_SIGMOID_MASK_ROTATED] = "SigmoidMaskRotatedSpaceIntervention",
     [VENE_IV_SIGMOID_MASK] = "SigmoidMaskIntervention",
+    [VENE_IV_AUTOENCODER] = "AutoencoderIntervention",
     [VENE_IV_CALLBACK] = "LambdaIntervention",
 };
 
@@ -58,6 +59,7 @@ int vene_iv_is_localist(vene_iv_type t) {
     switch (t) {
     case VENE_IV_VANILLA: case VENE_IV_ADDITION: case VENE_IV_SUBTRACTION: case VENE_IV_ZERO:
     case VENE_IV_COLLECT: case VENE_IV_NOISE: case VENE_IV_SKIP: case VENE_IV_SIGMOID_MASK:
+    case VENE_IV_AUTOENCODER: /* rows of the last dim (pyvene keeps the last dim) */
     case VENE_IV_CALLBACK:   /* a lambda receives the unflattened block (spec §8.13) */
         return 1;
     default: return 0;
@@ -75,7 +77,9 @@ static int is_rotation(vene_iv_type t) {
            t == VENE_IV_SIGMOID_MASK_ROTATED;
 }
 
-int vene_iv_is_trainable(vene_iv_type t) { return is_rotation(t) || t == VENE_IV_SIGMOID_MASK; }
+int vene_iv_is_trainable(vene_iv_type t) {
+    return is_rotation(t) || t == VENE_IV_SIGMOID_MASK || t == VENE_IV_AUTOENCODER;
+}
 
 const char *iv_shape_str(int ndim, const int64_t *shape, char *buf, size_t n) {
     size_t at = 0;
@@ -127,6 +131,11 @@ void vene_iv_free(vene_iv *iv) {
     free(iv->grad_original);
     free(iv->grad_masks);
     iv->grad_W = iv->grad_original = iv->grad_masks = NULL;
+    for (int k = 0; k < 4; k++) {
+        free(iv->ae[k]);
+        free(iv->ae_grad[k]);
+        iv->ae[k] = iv->ae_grad[k] = NULL;
+    }
     iv->original = iv->base = iv->W = iv->masks = iv->source_repr = NULL;
     iv->noise = NULL;
     iv->masks_len = iv->noise_units = iv->noise_dim = 0;
@@ -464,6 +473,7 @@ int vene_iv_apply(const vene_iv *iv, vene_tensor *base, const vene_tensor *sourc
     switch (iv->type) {
     case VENE_IV_NOISE: rc = apply_noise(iv, base, err); break;
     case VENE_IV_SIGMOID_MASK: rc = apply_sigmoid_mask(iv, base, src, err); break;
+    case VENE_IV_AUTOENCODER: rc = iv_autoencoder_apply(iv, base, src, ss, err); break;
     case VENE_IV_ROTATED: case VENE_IV_LOWRANK_ROTATED: case VENE_IV_BOUNDLESS_ROTATED:
     case VENE_IV_SIGMOID_MASK_ROTATED:
         rc = iv_apply_rotation(iv, base, src, ss, err);

@@ -25,6 +25,7 @@ typedef enum vene_iv_type {
     VENE_IV_BOUNDLESS_ROTATED,
     VENE_IV_SIGMOID_MASK_ROTATED,
     VENE_IV_SIGMOID_MASK,
+    VENE_IV_AUTOENCODER,
     VENE_IV_CALLBACK,          /* user function; applied by the engine, not here */
     VENE_IV_TYPE_COUNT
 } vene_iv_type;
@@ -70,6 +71,10 @@ typedef struct vene_iv {
      * masks/mask. The temperature is a fixed hyper-parameter (spec §16 #17, intended). */
     float *grad_W, *grad_original, *grad_masks;
     float grad_boundary;
+    /* AutoencoderIntervention (iv_autoencoder.c): latent width (carried as low_rank), the
+     * "autoencoder.encoder.0.{weight,bias}" (L x E, L) and "autoencoder.decoder.0.{weight,
+     * bias}" (E x L, E) parameters and their gradients, all owned */
+    float *ae[4], *ae_grad[4];
 } vene_iv;
 
 /* Initialise for a type with pyvene's defaults (temperature 50, boundary 0.5, masks 100,

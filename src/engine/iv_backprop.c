@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "engine/iv_internal.h"
 
 static void free_tensor(vene_tensor *t) {
     free(t->data);
@@ -221,6 +222,13 @@ int vene_intervenable_grad(vene_intervenable *iv, const char *name, vene_tensor 
         *out = vene_tensor_view(v->grad_masks, 1, &n);
         return VENE_OK;
     }
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(param, iv_autoencoder_names[k]) && v->ae_grad[k]) {
+            int64_t sh[2] = {k == 0 ? v->low_rank : v->embed_dim, k == 0 ? v->embed_dim : v->low_rank};
+            int64_t n1 = k == 1 ? v->low_rank : v->embed_dim;
+            *out = k == 0 || k == 2 ? vene_tensor_view(v->ae_grad[k], 2, sh) : vene_tensor_view(v->ae_grad[k], 1, &n1);
+            return VENE_OK;
+        }
     if (!strcmp(param, "intervention_boundaries")) {
         int64_t n = 1;
         *out = vene_tensor_view(&v->grad_boundary, 1, &n);

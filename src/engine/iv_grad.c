@@ -48,6 +48,10 @@ void vene_iv_zero_grad(vene_iv *iv) {
     }
     if (iv->grad_masks) memset(iv->grad_masks, 0, (size_t)iv->masks_len * sizeof(float));
     iv->grad_boundary = 0.0f;
+    for (int k = 0; k < 4; k++)
+        if (iv->ae_grad[k])
+            memset(iv->ae_grad[k], 0, sizeof(float) * (size_t)(k == 1 ? iv->low_rank : k == 3 ? iv->embed_dim
+                                                                                   : iv->embed_dim * iv->low_rank));
 }
 
 /* SigmoidMask trains its mask: materialise pyvene's zero initialisation on first use. */
@@ -129,6 +133,7 @@ int vene_iv_backward(vene_iv *iv, const vene_tensor *x, const vene_tensor *sourc
     if (owned) dsrc = NULL; /* a broadcast source (a steering vector) is a constant here */
     switch (iv->type) {
     case VENE_IV_SIGMOID_MASK: rc = sigmoid_mask_backward(iv, x, src, g, dsrc, err); break;
+    case VENE_IV_AUTOENCODER: rc = iv_autoencoder_backward(iv, x, src, ss, g, dsrc, err); break;
     case VENE_IV_ROTATED: case VENE_IV_LOWRANK_ROTATED: case VENE_IV_BOUNDLESS_ROTATED:
     case VENE_IV_SIGMOID_MASK_ROTATED:
         if (!(rc = vene_iv_grad_alloc(iv, err))) rc = iv_rotation_backward(iv, x, src, ss, g, dsrc, err);

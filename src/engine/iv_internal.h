@@ -64,6 +64,17 @@ int iv_rotation_backward(vene_iv *iv, const vene_tensor *x, const float *src, co
 int iv_source_full(const vene_iv *iv, const vene_tensor *base, const vene_tensor *source, const float **full,
                    float **owned, vene_error *err);
 
+/* AutoencoderIntervention (iv_autoencoder.c): forward, backward, parameters. */
+int iv_autoencoder_apply(const vene_iv *iv, vene_tensor *base, const float *src, const vene_subspaces *ss,
+                         vene_error *err);
+int iv_autoencoder_backward(vene_iv *iv, const vene_tensor *x, const float *src, const vene_subspaces *ss,
+                            vene_tensor *g, float *dsrc, vene_error *err);
+/* 1 when name is one of its parameters (loaded), 0 when not, < 0 on error. */
+int iv_autoencoder_set_param(vene_iv *iv, const char *name, const float *data, int ndim, const int64_t *shape,
+                             vene_error *err);
+int iv_autoencoder_finalize(vene_iv *iv, uint64_t seed, vene_error *err);
+extern const char *const iv_autoencoder_names[4];
+
 /* "[2, 3, 6]" into buf. */
 const char *iv_shape_str(int ndim, const int64_t *shape, char *buf, size_t n);
 

@@ -110,6 +110,13 @@ int vene_iv_set_param(vene_iv *iv, const char *name, const st_tensor *t, vene_er
     char want[96];
     float *p = NULL;
 
+    if (ty == VENE_IV_AUTOENCODER && !strncmp(name, "autoencoder.", 12)) {
+        if ((rc = load_f32(iv, name, t, &p, err))) return rc;
+        int got = iv_autoencoder_set_param(iv, name, p, t->ndim, t->shape, err);
+        free(p);
+        if (got < 0) return -got;
+        if (got) return VENE_OK;
+    }
     if (is_rotation(ty) && (!strcmp(name, P_ORIGINAL) || !strcmp(name, P_WEIGHT) || !strcmp(name, P_BASE))) {
         int square = !strcmp(name, P_BASE);
         if ((rc = check_rot_shape(iv, name, t, square, err))) return rc;
@@ -281,6 +288,7 @@ int vene_iv_finalize(vene_iv *iv, uint64_t seed, vene_error *err) {
     const char *tn = vene_iv_type_name(iv->type);
     int rc;
     if (is_rotation(iv->type) && (rc = finalize_rotation(iv, seed, err))) return rc;
+    if (iv->type == VENE_IV_AUTOENCODER && (rc = iv_autoencoder_finalize(iv, seed, err))) return rc;
     if (iv->type == VENE_IV_SIGMOID_MASK_ROTATED && !iv->masks) {
         iv->masks = malloc(sizeof(float) * (size_t)iv->embed_dim);
         if (!iv->masks) return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory for masks", tn);

@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "engine/iv_internal.h"
 #include "io/safetensors.h"
 
 #define P_ORIGINAL "rotate_layer.parametrizations.weight.original"
@@ -268,6 +269,11 @@ static int fill_state(const vene_intervenable *ivb, int i, st_writer *w, vene_er
             (rc = add_f32(w, ty == VENE_IV_SIGMOID_MASK ? "mask" : "masks", msk->masks, 1, msk->masks_len, 0, err)))
             goto out;
         if ((rc = add_f32(w, "temperature", &iv->temperature, 0, 0, 0, err))) goto out;
+    }
+    for (int k = 0; k < 4 && ty == VENE_IV_AUTOENCODER; k++) {
+        int two = k == 0 || k == 2;
+        int64_t a = k == 0 || k == 1 ? iv->low_rank : iv->embed_dim, b = k == 0 ? iv->embed_dim : iv->low_rank;
+        if (iv->ae[k] && (rc = add_f32(w, iv_autoencoder_names[k], iv->ae[k], two ? 2 : 1, a, two ? b : 0, err))) goto out;
     }
     if (ty == VENE_IV_NOISE) {
         if (iv->noise) {

@@ -102,6 +102,12 @@ int vene_optimizer_new(vene_intervenable *iv, vene_run *rs, const vene_optim_con
         if (!rc && v->type == VENE_IV_BOUNDLESS_ROTATED)
             rc = add_param(o, &v->boundary, &v->grad_boundary, 1, c->boundary_lr > 0 ? c->boundary_lr / c->lr : 1.0f, err);
         if (!rc && v->masks && v->grad_masks) rc = add_param(o, v->masks, v->grad_masks, v->masks_len, 1.0f, err);
+        for (int k = 0; k < 4 && !rc && v->type == VENE_IV_AUTOENCODER; k++) {
+            int64_t n = k == 1 ? v->low_rank : k == 3 ? v->embed_dim : (int64_t)v->embed_dim * v->low_rank;
+            if (!v->ae_grad[k] && !(v->ae_grad[k] = calloc((size_t)n, sizeof(float))))
+                rc = vene_errorf(err, VENE_ERR_MEMORY, "optimizer: out of memory");
+            if (!rc) rc = add_param(o, v->ae[k], v->ae_grad[k], n, 1.0f, err);
+        }
     }
     if (!rc && c->train_model) rc = add_model_params(o, o->rs, err);
     if (!rc && o->n == 0) rc = vene_errorf(err, VENE_ERR_ARG, "optimizer: nothing to train (no trainable intervention; train_model off)");

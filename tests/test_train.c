@@ -200,6 +200,29 @@ static void test_train_run(void) {
     FILE *saved = fopen(path, "r");
     CHECK(saved != NULL);
     if (saved) fclose(saved);
+    /* Boundless DAS with pyvene's tutorial recipe: boundary lr 1e-2, boundary loss,
+     * temperature linspace(50 -> 0.1) set after each step: the saved temperature is the
+     * schedule's end and the boundary moved */
+    f = fopen(cfg, "w");
+    fprintf(f, "{\"model\": \"%s/golden/models/mlp-classifier\", \"config\": {\"representations\": [{\"layer\": 1, "
+               "\"component\": \"block_output\", \"intervention_type\": \"BoundlessRotatedSpaceIntervention\"}]}, "
+               "\"train\": \"data.jsonl\", \"unit_locations\": {\"sources->base\": 0}, \"batch_size\": 32, "
+               "\"epochs\": 2, \"optimizer\": {\"lr\": 0.001, \"boundary_lr\": 0.01, \"warmup\": 0.1, "
+               "\"schedule\": \"linear\"}, \"temperature\": {\"start\": 50, \"end\": 0.1}, \"boundary_loss\": 1.0, "
+               "\"save\": \"bdas\"}\n", getcwd(path, sizeof path));
+    fclose(f);
+    CHECK_MSG(vene_train_run(cfg, &o, &r1, &err) == VENE_OK, "%s", err.msg);
+    CHECK(r1.params == 16 * 16 + 1); /* the rotation and the boundary; the temperature is fixed */
+    vene_model *bm = NULL;
+    vene_intervenable *bi = NULL;
+    CHECK(vene_model_load("golden/models/mlp-classifier", NULL, &bm, &err) == VENE_OK);
+    CHECK_MSG(vene_intervenable_load(bm, tpath("bdas"), &bi, &err) == VENE_OK, "%s", err.msg);
+    if (bi) {
+        CHECK_MSG(fabsf(bi->slots[0].iv->temperature - 0.1f) < 1e-6f, "temperature %g", bi->slots[0].iv->temperature);
+        CHECK_MSG(bi->slots[0].iv->boundary != 0.5f, "boundary %g", bi->slots[0].iv->boundary);
+    }
+    vene_intervenable_free(bi);
+    vene_model_free(bm);
     /* bad configs name the key */
     f = fopen(cfg, "w");
     fprintf(f, "{\"model\": \"x\", \"trian\": \"data.jsonl\"}");

@@ -142,8 +142,8 @@ static void set_temperatures(vene_optimizer *o) {
     const vene_optim_config *c = &o->c;
     if (!o->iv || c->temperature_start <= 0 || c->temperature_end <= 0 || c->total_steps <= 0) return;
     int t = o->step < c->total_steps ? o->step : c->total_steps - 1;
-    double T = c->total_steps > 1 ? c->temperature_start + (c->temperature_end - c->temperature_start) * t / (c->total_steps - 1)
-                                  : c->temperature_end;
+    double a = c->temperature_start, b = c->temperature_end;
+    double T = c->total_steps > 1 ? a + (b - a) * t / (c->total_steps - 1) : b;
     for (int i = 0; i < o->iv->n; i++) {
         vene_iv *v = o->iv->slots[i].iv;
         if (v->type == VENE_IV_BOUNDLESS_ROTATED || v->type == VENE_IV_SIGMOID_MASK_ROTATED || v->type == VENE_IV_SIGMOID_MASK)

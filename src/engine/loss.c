@@ -4,7 +4,29 @@
 
 #include "core/error.h"
 #include "core/tensor.h"
-#include "vene.h"
+#include "engine/loss.h"
+
+double vene_logsumexp(const float *row, int64_t V, int64_t *argmax) {
+    double mx = row[0];
+    int64_t arg = 0;
+    for (int64_t v = 1; v < V; v++)
+        if (row[v] > mx) mx = row[v], arg = v;
+    double z = 0;
+    for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
+    if (argmax) *argmax = arg;
+    return log(z) + mx;
+}
+
+double vene_loss_row(const float *row, int64_t V, int32_t y, float *grad, double scale, int *hit) {
+    int64_t arg;
+    double lz = vene_logsumexp(row, V, &arg);
+    if (grad) {
+        for (int64_t v = 0; v < V; v++) grad[v] = (float)(exp((double)row[v] - lz) * scale);
+        grad[y] -= (float)scale;
+    }
+    if (hit) *hit = arg == y;
+    return lz - row[y];
+}
 
 int vene_loss_cross_entropy(const vene_tensor *logits, const int *positions, int position, const int32_t *labels,
                             vene_tensor *d_logits, float *loss, int *correct, vene_error *err) {
@@ -30,21 +52,10 @@ int vene_loss_cross_entropy(const vene_tensor *logits, const int *positions, int
         if (labels[b] < 0 || labels[b] >= V)
             return vene_errorf(err, VENE_ERR_RANGE, "cross-entropy: label %d of example %lld outside the %lld classes",
                                labels[b], (long long)b, (long long)V);
-        const float *row = logits->data + (b * S + p) * V;
-        double mx = row[0];
-        int64_t arg = 0;
-        for (int64_t v = 1; v < V; v++)
-            if (row[v] > mx) mx = row[v], arg = v;
-        double z = 0;
-        for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
-        double lz = log(z) + mx;
-        total += lz - row[labels[b]];
-        hits += arg == labels[b];
-        if (d_logits) {
-            float *g = d_logits->data + (b * S + p) * V;
-            for (int64_t v = 0; v < V; v++) g[v] = (float)(exp((double)row[v] - lz) / (double)B);
-            g[labels[b]] -= (float)(1.0 / (double)B);
-        }
+        int hit;
+        total += vene_loss_row(logits->data + (b * S + p) * V, V, labels[b], d_logits ? d_logits->data + (b * S + p) * V : NULL,
+                               1.0 / (double)B, &hit);
+        hits += hit;
     }
     *loss = (float)(total / (double)B);
     if (correct) *correct = hits;

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "engine/engine.h"
+#include "engine/loss.h"
 #include "train/dataset.h"
 #include "train/progress.h"
 
@@ -106,10 +107,7 @@ static int batch_loss(void *user, const vene_tensor *logits, const vene_tensor *
         int64_t p = c->pos[b] < 0 ? c->pos[b] + S : c->pos[b];
         const float *row = logits->data + ((int64_t)b * S + p) * V;
         float *g = d_logits->data + ((int64_t)b * S + p) * V;
-        double mx = row[0], z = 0;
-        for (int64_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-        for (int64_t v = 0; v < V; v++) z += exp(row[v] - mx);
-        double lz = log(z) + mx, hard = lz - row[c->b->labels[b]], soft = 0;
+        double lz = vene_logsumexp(row, V, NULL), hard = lz - row[c->b->labels[b]], soft = 0;
         g[c->b->labels[b]] += 1.0f / (float)B;
         for (int k = 0; k < e->n_target; k++) {
             if (e->target_ids[k] >= V) return vene_errorf(err, VENE_ERR_RANGE, "target id %d past %lld classes", e->target_ids[k], (long long)V);
@@ -137,22 +135,10 @@ static int lm_loss(void *user, const vene_tensor *logits, const vene_tensor *hid
     int hits = 0;
     for (int64_t b = 0; b < B; b++)
         for (int64_t s = 0; s + 1 < S; s++) {
-            const float *row = logits->data + (b * S + s) * V;
-            int32_t y = in->ids[b * S + s + 1];
-            double mx = row[0];
-            int64_t arg = 0;
-            for (int64_t v = 1; v < V; v++)
-                if (row[v] > mx) mx = row[v], arg = v;
-            double z = 0;
-            for (int64_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
-            double lz = log(z) + mx;
-            total += lz - row[y];
-            hits += arg == y;
-            if (d_logits) {
-                float *g = d_logits->data + (b * S + s) * V;
-                for (int64_t v = 0; v < V; v++) g[v] = (float)(exp((double)row[v] - lz) / (double)n);
-                g[y] -= (float)(1.0 / (double)n);
-            }
+            int hit;
+            total += vene_loss_row(logits->data + (b * S + s) * V, V, in->ids[b * S + s + 1],
+                                   d_logits ? d_logits->data + (b * S + s) * V : NULL, 1.0 / (double)n, &hit);
+            hits += hit;
         }
     *loss = (float)(total / (double)n);
     c->correct = hits;

@@ -36,6 +36,7 @@ static const struct {
     {"tokenize", vene_cmd_tokenize, "token ids and pieces of a text"},
     {"forward", vene_cmd_forward, "run a model on a text: next-token top-k, logits and sites to a file"},
     {"run", vene_cmd_run, "execute an experiment file (pyvene semantics) and write the result"},
+    {"dataset", vene_cmd_dataset, "write a `vene train` dataset (JSONL) from a built-in causal model"},
 };
 
 static void usage(FILE *f) {

@@ -470,6 +470,121 @@ int vene_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err
  * has an LM head, else NULL). Their data must live in scratch or in the model. */
 int vene_run_set_outputs(vene_run *rs, const vene_tensor *last_hidden, const vene_tensor *logits, vene_error *err);
 /* END user-defined architectures. */
+/* ------------------------------------------------ causal models: data generator (src/data/) */
+/* pyvene's CausalModel (a deterministic structural causal model) for making `vene train`
+ * datasets. Each variable has a finite list of values; a value is an int index into that
+ * list. A setting is an int array with one entry per variable (vene_causal_count), in the
+ * order the variables were added; -1 means unset. Functions taking a non-const model may
+ * validate it and cache derived tables in it: use one model per thread. Randomness comes
+ * from a caller-held 64-bit splitmix64 state, or from a dataset's seed; nothing is global.
+ * Errors name the variable, value and index at fault. See docs/datasets.md. */
+
+typedef struct vene_causal vene_causal;
+
+/* A mechanism: from the parents' value indices (in the order the parents were given)
+ * compute the variable's value index into *value. Return VENE_OK, or an error code with
+ * err filled. */
+typedef int (*vene_causal_fn)(void *user, const int *parent_values, int *value, vene_error *err);
+
+int vene_causal_new(vene_causal **out, vene_error *err);
+void vene_causal_free(vene_causal *cm);
+
+/* Add a variable with n_values values named value_names (copied; NULL names them "0".."n-1")
+ * and n_parents parents given by name (copied; they may be added later). A variable without
+ * parents is an input and takes no mechanism (fn NULL); every other needs fn. Its index is
+ * stored in *index when index is non-NULL. */
+int vene_causal_add(vene_causal *cm, const char *name, int n_values, const char *const *value_names,
+                    int n_parents, const char *const *parents, vene_causal_fn fn, void *user, int *index,
+                    vene_error *err);
+/* Resolve parents and reject unknown ones and cycles (the error names the variables). Every
+ * call below runs it when the model changed; call it to see errors early. */
+int vene_causal_check(vene_causal *cm, vene_error *err);
+
+int vene_causal_count(const vene_causal *cm);
+int vene_causal_find(const vene_causal *cm, const char *name);             /* index or -1 */
+const char *vene_causal_name(const vene_causal *cm, int var);             /* NULL if out of range */
+int vene_causal_n_values(const vene_causal *cm, int var);                 /* 0 if out of range */
+const char *vene_causal_value_name(const vene_causal *cm, int var, int value); /* NULL if out of range */
+/* After a successful check: 1 for inputs (no parents) / outputs (nobody's parent). */
+int vene_causal_is_input(const vene_causal *cm, int var);
+int vene_causal_is_output(const vene_causal *cm, int var);
+
+/* pyvene's run_forward: clamp[v] >= 0 fixes variable v to that value (an intervention);
+ * -1 computes it from its parents. Every input must be clamped. Fills setting (all). */
+int vene_causal_forward(vene_causal *cm, const int *clamp, int *setting, vene_error *err);
+/* pyvene's run_interchange: variable vars[i] takes the value it has when the model runs on
+ * sources[i]; then the model runs on base with those values clamped. Only the input
+ * entries of base and sources[i] are read. Fills setting (all). */
+int vene_causal_interchange(vene_causal *cm, const int *base, int n, const int *vars,
+                            const int *const *sources, int *setting, vene_error *err);
+
+/* pyvene's sample_input: every input uniform over its values; setting filled by a forward. */
+int vene_causal_sample_input(vene_causal *cm, uint64_t *rng, int *setting, vene_error *err);
+/* pyvene's sample_input_tree_balanced: an input for which variable var (-1: the only output)
+ * takes value (-1: uniform over the values it can take), drawn top-down through the
+ * equivalence classes (a uniform parent assignment among those giving the value, then the
+ * same for each non-input parent; inputs left free are uniform). Where shared ancestors
+ * make the draws disagree it draws again (pyvene silently keeps a wrong input). */
+int vene_causal_sample_balanced(vene_causal *cm, int var, int value, uint64_t *rng, int *setting,
+                                vene_error *err);
+
+/* Encoding a setting as a `vene train` INPUT ({"embeds"}, {"ids"} or {"text"}). An encoder
+ * appends to the library-owned builder it is given; one input has one kind. Without an
+ * encoder, the input is one embeds row: the features of the input variables' values,
+ * concatenated in variable order (pyvene's input_to_tensor). */
+typedef struct vene_causal_input vene_causal_input;
+int vene_causal_input_embeds(vene_causal_input *in, const float *row, int dim, vene_error *err); /* one row */
+int vene_causal_input_ids(vene_causal_input *in, const int32_t *ids, int n, vene_error *err);
+int vene_causal_input_text(vene_causal_input *in, const char *text, vene_error *err); /* appended */
+typedef int (*vene_causal_encoder)(void *user, const vene_causal *cm, const int *setting,
+                                   vene_causal_input *in, vene_error *err);
+void vene_causal_set_encoder(vene_causal *cm, vene_causal_encoder fn, void *user);
+/* Features of input variable var's values: n_values x dim floats (copied). */
+int vene_causal_set_features(vene_causal *cm, int var, int dim, const float *table, vene_error *err);
+/* The label written for each value of var (n_values ints, copied): class or token ids.
+ * Default: the value index. */
+int vene_causal_set_labels(vene_causal *cm, int var, const int *labels, vene_error *err);
+
+/* A factual (n_vars == 0) or counterfactual dataset. Example i depends only on (seed, i). */
+typedef struct vene_causal_dataset {
+    int64_t size;          /* examples */
+    uint64_t seed;
+    int output;            /* labelled variable; -1 = the only output */
+    int balanced;          /* 1: bases by sample_balanced on the output, sources by
+                              sample_balanced on their variable; 0: sample_input */
+    int n_vars;            /* intervened variables: one source each, in this order */
+    const int *vars;
+    int subsets;           /* 1: each intervention is a uniform non-empty subset of vars
+                              (pyvene's sample_intervention); skipped sources are null */
+    int block;             /* the same intervention (subset and balanced source values) for
+                              `block` consecutive examples (pyvene's batch_size); <= 1: each */
+} vene_causal_dataset;
+
+/* One example. The caller allocates base (count ints) and sources (n_vars x count ints);
+ * a skipped source's row is all -1. intervention_id = subset mask - 1 (bit i = vars[i]),
+ * pyvene's tutorial numbering: {WX} 0, {YZ} 1, {WX, YZ} 2. */
+typedef struct vene_causal_example {
+    int *base;
+    int *sources;
+    int label, base_label, intervention_id;
+} vene_causal_example;
+int vene_causal_sample_example(vene_causal *cm, const vene_causal_dataset *d, int64_t index,
+                               vene_causal_example *ex, vene_error *err);
+/* Write the dataset as `vene train` JSONL (docs/datasets.md), atomically. Factual lines are
+ * {"base", "label"}; counterfactual lines {"base", "sources", "label", "base_label",
+ * "intervention_id"}, label = the interchange output, base_label = the factual output. */
+int vene_causal_write_jsonl(vene_causal *cm, const vene_causal_dataset *d, const char *path,
+                            vene_error *err);
+
+/* pyvene's hierarchical-equality task (DAS_Main_Introduction): inputs W, X, Y, Z over a pool
+ * of n_objects distinct random vectors of size dim (entries uniform in [-1, 1] rounded to
+ * 0.01, drawn from pool_seed; equal means the same object), output O with values
+ * "false", "true" labelled 0, 1. pattern = 0: WX = (W == X), YZ = (Y == Z), O = (WX == YZ).
+ * pattern = 1, the control: WY = (W == Y), XZ = (X == Z), O = (WY == XZ) (pyvene's
+ * "pattern" model). The caller frees *out. */
+int vene_causal_hierarchical_equality(int dim, int n_objects, uint64_t pool_seed, int pattern,
+                                      vene_causal **out, vene_error *err);
+/* ------------------------------------------------ end of causal models */
 
 #ifdef __cplusplus
 }

@@ -38,6 +38,7 @@ static const struct {
     {"run", vene_cmd_run, "execute an experiment file (pyvene semantics) and write the result"},
     {"init", vene_cmd_init, "a freshly initialised model folder (gpt2, mlp) to train from scratch"},
     {"train", vene_cmd_train, "train interventions (DAS, Boundless DAS, masks) or the model (IIT) on a dataset"},
+    {"dataset", vene_cmd_dataset, "write a `vene train` dataset (JSONL) from a built-in causal model"},
 };
 
 static void usage(FILE *f) {

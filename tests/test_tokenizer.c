@@ -425,14 +425,16 @@ static void check_errors(void) {
     } tj[] = {
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []", "tokenizer.json:1:", VENE_ERR_FORMAT},
         {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", "WordPiece", VENE_ERR_UNSUPPORTED},
-        {"{\"normalizer\": {\"type\": \"NFC\"}, \"model\": {\"vocab\": {}}}", "normalizer", VENE_ERR_UNSUPPORTED},
-        {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}", "pre_tokenizer", VENE_ERR_UNSUPPORTED},
+        {"{\"normalizer\": {\"type\": \"Lowercase\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}",
+         "normalizer", VENE_ERR_UNSUPPORTED},
+        {"{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}",
+         "pre_tokenizer", VENE_ERR_UNSUPPORTED},
         {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": [[1, 2]]}}",
          "model.merges[0]", VENE_ERR_FORMAT},
         {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}",
          "\"c\"", VENE_ERR_FORMAT},
         {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, "
-         "\"added_tokens\": [{\"id\": 0, \"content\": \"x\"}]}",
+         "\"added_tokens\": [{\"id\": \"0\", \"content\": \"x\"}]}",
          "added_tokens[0]", VENE_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof tj / sizeof *tj; i++) {
@@ -508,7 +510,8 @@ static void check_cli(void) {
              "30325\t\" \\xf0\\x9f\\x98\"\n222\t\"\\x80\"\n");
     cli_case(bin, GPT2 " ''", 1, "vene: tokenize: empty text\n");
     cli_case(bin, "fixtures/no-such-dir x", 1,
-             "vene: fixtures/no-such-dir: no tokenizer.json, vocab.json + merges.txt or encoder.json + vocab.bpe\n");
+             "vene: fixtures/no-such-dir: No such file or directory (expected a model folder, a tokenizer.json or a "
+             "GGUF file)\n");
     cli_case(bin, GPT2, 1, "vene: tokenize: usage: vene tokenize MODEL_DIR TEXT [--ids]\n");
 }
 

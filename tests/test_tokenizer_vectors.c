@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "test.h"
-#include "test_tmp.h"
 #include "vene.h"
 
 #define FIX "fixtures/tokenizer/"
@@ -130,9 +129,84 @@ static void check_vocab(const char *name, const char *path) {
     free_vectors(&v);
 }
 
+/* ids of text with flags, into out (at most 16); returns the count or -1. */
+static int enc(const vene_tokenizer *t, const char *text, unsigned flags, int32_t *out) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    vene_error err = {0};
+    int rc = vene_tokenize_ex(t, text, strlen(text), flags, &ids, &n, &err);
+    CHECK_MSG(rc == VENE_OK && n <= 16, "\"%s\": %s", text, err.msg);
+    if (rc || n > 16) return vene_free(ids), -1;
+    memcpy(out, ids, n * sizeof *ids);
+    vene_free(ids);
+    return (int)n;
+}
+
+static int same(const int32_t *a, int na, const int32_t *b, int nb) {
+    return na == nb && na >= 0 && !memcmp(a, b, (size_t)na * sizeof *a);
+}
+
+static int decodes_to(const vene_tokenizer *t, const int32_t *ids, int n, unsigned flags, const char *want) {
+    char *text = NULL;
+    size_t len = 0;
+    int ok = vene_detokenize_ex(t, ids, (size_t)n, flags, &text, &len, NULL) == VENE_OK && !strcmp(text, want);
+    if (!ok) fprintf(stderr, "  decoded \"%s\", want \"%s\"\n", text ? text : "", want);
+    vene_free(text);
+    return ok;
+}
+
+/* BOS/EOS, special-token parsing and skipping on the real vocabularies. */
+static void check_specials(const char *name, const char *path) {
+    vene_tokenizer *t = load(path);
+    if (!t) return;
+    vene_tokenizer_info info;
+    vene_tokenizer_get_info(t, &info);
+    int32_t a[16], b[16];
+    int na, nb;
+    if (!strcmp(name, "llama-bpe")) {
+        static const int32_t hw[] = {128000, 9906, 1917}, eot[] = {128000, 9906, 128009};
+        CHECK(info.bos_id == 128000 && info.n_prefix == 1 && info.prefix[0] == 128000 && info.n_suffix == 0);
+        CHECK(same(a, enc(t, "Hello world", VENE_TOK_ADD_SPECIAL, a), hw, 3));
+        CHECK(same(a, enc(t, "<|begin_of_text|>Hello<|eot_id|>", VENE_TOK_PARSE_SPECIAL, a), eot, 3));
+        na = enc(t, "<|begin_of_text|>", 0, a);
+        CHECK_MSG(na > 1 && a[0] != 128000, "special text is not parsed by default");
+        CHECK(decodes_to(t, eot, 3, 0, "<|begin_of_text|>Hello<|eot_id|>") &&
+              decodes_to(t, eot, 3, VENE_TOK_SKIP_SPECIAL, "Hello"));
+        CHECK(vene_token_is_special(t, 128009) && !vene_token_is_special(t, 9906));
+    } else if (!strcmp(name, "llama-spm")) {
+        static const int32_t hw[] = {1, 15043, 3186}, s[] = {1, 15043, 2};
+        CHECK(info.bos_id == 1 && info.unk_id == 0 && info.n_prefix == 1 && info.prefix[0] == 1);
+        CHECK(!strcmp(info.kind, "SentencePiece BPE"));
+        CHECK(same(a, enc(t, "Hello world", VENE_TOK_ADD_SPECIAL, a), hw, 3));
+        CHECK(same(a, enc(t, "<s>Hello</s>", VENE_TOK_PARSE_SPECIAL, a), s, 3));
+        CHECK(decodes_to(t, hw, 3, 0, "<s> Hello world") && decodes_to(t, hw, 3, VENE_TOK_SKIP_SPECIAL, "Hello world"));
+        size_t len = 0;
+        const char *txt = vene_token_text(t, 15043, &len);
+        CHECK(txt && len == 6 && !memcmp(txt, " Hello", 6));
+    } else if (!strcmp(name, "qwen2")) {
+        CHECK(info.n_prefix == 0 && info.n_suffix == 0 && !strcmp(info.kind, "byte-level BPE"));
+        na = enc(t, "user", 0, a);
+        nb = enc(t, "<|im_start|>user", VENE_TOK_PARSE_SPECIAL, b);
+        CHECK(nb == na + 1 && nb > 1 && b[0] == 151644 && same(a, na, b + 1, nb - 1));
+        CHECK(same(a, enc(t, "Hello", VENE_TOK_ADD_SPECIAL, a), b, enc(t, "Hello", 0, b)));
+        /* user-defined tokens ([PAD...]) are matched without PARSE_SPECIAL */
+        static const int32_t pad[] = {151935};
+        CHECK(same(a, enc(t, "[PAD151935]", 0, a), pad, 1));
+    }
+    vene_tokenizer_free(t);
+}
+
 int main(void) {
-    check_vocab("llama-bpe", FIX "ggml-vocab-llama-bpe.gguf");
-    check_vocab("llama-spm", FIX "ggml-vocab-llama-spm.gguf");
+    static const char *sets[][2] = {
+        {"llama-bpe", FIX "ggml-vocab-llama-bpe.gguf"}, {"llama-spm", FIX "ggml-vocab-llama-spm.gguf"},
+        {"qwen2", FIX "qwen2.pruned.gguf"},             {"gpt-2", FIX "gpt-2.pruned.gguf"},
+        {"llama-bpe", FIX "llama-bpe.tokenizer.json"},  {"llama-spm", FIX "llama-spm.tokenizer.json"},
+        {"qwen2", FIX "qwen2.tokenizer.json"},          {"gpt-2", FIX "gpt-2.tokenizer.json"},
+    };
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+        check_vocab(sets[i][0], sets[i][1]);
+        check_specials(sets[i][0], sets[i][1]);
+    }
     const char *extra = getenv("VENE_TOKENIZER_EXTRA");
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", extra ? extra : "");

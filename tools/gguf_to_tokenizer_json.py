@@ -16,7 +16,7 @@ byte tokens, the special tokens, and every token whose text occurs in one of the
 (normalized) strings, with the merges that make them. Any token built while encoding a
 string is a substring of it, and a merge whose result is not can never apply, so the
 ids of those strings are unchanged. Kept tokens keep their ids. --gguf-out also writes
-the pruned vocabulary as a GGUF file (pruned ids become unused "[vene-pruned-N]" tokens).
+the pruned vocabulary as a GGUF file (pruned ids become unused, empty tokens).
 
 vene's tests use pruned outputs (tests/fixtures/tokenizer/, regenerate with
 tools/make_tokenizer_fixtures.sh); unpruned, the output is a full tokenizer.json.
@@ -250,7 +250,9 @@ def pruner(kv, inp_path):
 def pruned_gguf(kv, types, keep, path):
     tokens = kv["tokenizer.ggml.tokens"]
     kv = {k: v for k, v in kv.items() if k.startswith("tokenizer.ggml.") or k.startswith("general.")}
-    kv["tokenizer.ggml.tokens"] = [p if keep(i) else "[vene-pruned-%d]" % i for i, p in enumerate(tokens)]
+    # Empty pieces cost 8 bytes each and compress to almost nothing; llama.cpp (and vene)
+    # name them "[EMPTY_<id>]".
+    kv["tokenizer.ggml.tokens"] = [p if keep(i) else "" for i, p in enumerate(tokens)]
     if "tokenizer.ggml.token_type" in kv:
         kv["tokenizer.ggml.token_type"] = [t if keep(i) else UNUSED for i, t in enumerate(kv["tokenizer.ggml.token_type"])]
     if "tokenizer.ggml.scores" in kv:

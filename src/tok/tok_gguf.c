@@ -103,7 +103,7 @@ static int load_spm(vene_tokenizer *t, const gguf_file *g, vene_error *err) {
     if (rc) return rc;
     t->symbols = TOK_SYM_CHARS;
     t->byte_fallback = t->fuse_unk = 1;
-    t->unk_id = t->n_vocab > 0 ? 0 : -1; /* llama.cpp's default */
+    if (t->n_vocab > 2) t->unk_id = 0, t->bos_id = 1, t->eos_id = 2; /* llama.cpp's defaults */
     /* llama.cpp puts a space before the text, then writes spaces as "▁"; decoding turns
      * "▁" back into spaces and drops that first one. */
     if (prefix) rc = tok_add_op(t, TOK_OP_PREPEND, NULL, 0, spm_space, 3, err);

@@ -512,7 +512,16 @@ static void check_cli(void) {
     cli_case(bin, "fixtures/no-such-dir x", 1,
              "vene: fixtures/no-such-dir: No such file or directory (expected a model folder, a tokenizer.json or a "
              "GGUF file)\n");
-    cli_case(bin, GPT2, 1, "vene: tokenize: usage: vene tokenize MODEL_DIR TEXT [--ids]\n");
+    cli_case(bin, GPT2, 1, "vene: tokenize: usage: vene tokenize MODEL TEXT [--ids] [--special] [--parse-special]\n");
+    /* GGUF files and tokenizer.json files directly; BOS and special tokens on request */
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hello world' --ids", 0, "15043 3186\n");
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hello world' --ids --special", 0, "1 15043 3186\n");
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hi<s>'", 0,
+             "6324\t\" Hi\"\n29966\t\"<\"\n29879\t\"s\"\n29958\t\">\"\n");
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hi<s>' --parse-special", 0,
+             "6324\t\" Hi\"\n1\t\"<s>\"\n");
+    cli_case(bin, "fixtures/tokenizer/llama-bpe.tokenizer.json '<|begin_of_text|>Hello' --ids --parse-special", 0,
+             "128000 9906\n");
 }
 
 int main(void) {

@@ -104,14 +104,14 @@ static heap_ent heap_pop(tok_enc *e) {
 }
 
 /* The merge of symbol i with its right neighbour, or NULL. */
-static const tok_merge *pair_at(const tok_enc *e, int32_t i) {
+static inline const tok_merge *pair_at(const tok_enc *e, int32_t i) {
     int32_t j = e->nxt[i];
     if (j < 0 || e->sym[i] < 0 || e->sym[j] < 0) return NULL;
     int32_t m = tok_pairmap_get(&e->t->pairs, tok_pair_key(e->sym[i], e->sym[j]));
     return m >= 0 ? &e->t->merges[m] : NULL;
 }
 
-static void push_pair(tok_enc *e, int32_t i) {
+static inline void push_pair(tok_enc *e, int32_t i) {
     const tok_merge *m = pair_at(e, i);
     if (m) heap_push(e, (uint64_t)(uint32_t)m->rank << 32 | (uint32_t)i);
 }
@@ -141,8 +141,8 @@ static size_t char_len(const unsigned char *s, size_t n) {
     return k;
 }
 
-/* First symbols; returns how many. */
-static size_t first_symbols(tok_enc *e, const char *w, size_t n) {
+/* First symbols; returns how many. *unknown tells whether one is not in the vocab. */
+static size_t first_symbols(tok_enc *e, const char *w, size_t n, int *unknown) {
     const vene_tokenizer *t = e->t;
     size_t k = 0;
     if (t->symbols == TOK_SYM_BYTES) {
@@ -152,6 +152,7 @@ static size_t first_symbols(tok_enc *e, const char *w, size_t n) {
             size_t c = char_len((const unsigned char *)w + i, n - i);
             int32_t id = tok_strmap_get(&t->vocab, w + i, (uint32_t)c);
             e->sym[k] = id >= 0 ? id : SYM_UNKNOWN;
+            *unknown |= id < 0;
             e->off[k] = (uint32_t)i;
             i += c;
         }
@@ -207,15 +208,20 @@ int tok_enc_word(tok_enc *e, const char *w, size_t n) {
         if (off >= 0) return push_ids(&e->out, &e->n_out, &e->cap_out, e->cids + off + 1, (size_t)e->cids[off]);
     }
     if (reserve_word(e, n)) return -1;
-    size_t k = first_symbols(e, w, n);
+    int unknown = 0;
+    size_t k = first_symbols(e, w, n, &unknown);
     e->n_heap = 0;
     for (size_t i = 0; i + 1 < k; i++) push_pair(e, (int32_t)i);
     while (e->n_heap) {
         heap_ent h = heap_pop(e);
-        int32_t l = (int32_t)(uint32_t)h, r;
-        const tok_merge *m = pair_at(e, l);
-        if (!m || (uint32_t)m->rank != (uint32_t)(h >> 32)) continue; /* stale */
-        r = e->nxt[l];
+        int32_t l = (int32_t)(uint32_t)h, r = e->nxt[l];
+        const tok_merge *m;
+        if (t->rank_is_index) { /* the rank names the merge: check it still fits */
+            m = &t->merges[h >> 32];
+            if (e->sym[l] != m->left || r < 0 || e->sym[r] != m->right) continue; /* stale */
+        } else if (!(m = pair_at(e, l)) || (uint32_t)m->rank != (uint32_t)(h >> 32)) {
+            continue; /* stale */
+        }
         e->sym[l] = m->result;
         e->sym[r] = -1;
         e->nxt[l] = e->nxt[r];
@@ -225,7 +231,12 @@ int tok_enc_word(tok_enc *e, const char *w, size_t n) {
     }
     size_t start = e->n_out;
     int last_unk = 0;
-    for (int32_t i = 0; i >= 0; i = e->nxt[i]) {
+    if (!unknown) { /* compact the survivors in place (sym[k] for k < i is consumed) */
+        k = 0;
+        for (int32_t i = 0; i >= 0; i = e->nxt[i]) e->sym[k++] = e->sym[i];
+        if (push_ids(&e->out, &e->n_out, &e->cap_out, e->sym, k)) return -1;
+    }
+    for (int32_t i = 0; unknown && i >= 0; i = e->nxt[i]) {
         if (e->sym[i] == SYM_UNKNOWN) {
             /* unknown symbols never merge, so the next first symbol ends this one */
             int rc = emit_unknown(e, w + e->off[i], e->off[i + 1] - e->off[i], &last_unk);

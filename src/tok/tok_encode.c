@@ -99,6 +99,7 @@ static int word(pipe *p, const char *s, size_t n) {
  * the patterns we know, such runs are invalid UTF-8). Each piece goes to step k + 1. */
 static int split(pipe *p, int k, const char *s, size_t n) {
     if (k == p->t->n_splits) return word(p, s, n);
+    int last = k + 1 == p->t->n_splits;
     for (size_t pos = 0; pos < n;) {
         int m = pcre2_match(p->t->re[k], (PCRE2_SPTR)s, n, pos, PCRE2_NOTEMPTY, p->md[k], NULL);
         size_t ms = n, me = n;
@@ -112,8 +113,8 @@ static int split(pipe *p, int k, const char *s, size_t n) {
                                pos, (const char *)msg);
         }
         if (me <= ms) ms = me = n; /* no empty matches (PCRE2_NOTEMPTY); be safe */
-        int rc = ms > pos ? split(p, k + 1, s + pos, ms - pos) : VENE_OK;
-        if (!rc && me > ms) rc = split(p, k + 1, s + ms, me - ms);
+        int rc = ms <= pos ? VENE_OK : last ? word(p, s + pos, ms - pos) : split(p, k + 1, s + pos, ms - pos);
+        if (!rc && me > ms) rc = last ? word(p, s + ms, me - ms) : split(p, k + 1, s + ms, me - ms);
         if (rc) return rc;
         pos = me;
     }
@@ -154,7 +155,8 @@ static int encode(pipe *p, const char *text, size_t len, unsigned flags) {
     if ((flags & VENE_TOK_ADD_SPECIAL) && tok_enc_push(p->e, t->prefix, (size_t)t->n_prefix)) return oom(p);
     for (size_t pos = 0;;) {
         size_t at = len;
-        const tok_added *a = t->n_added ? find_added(t, text, len, pos, flags, &at) : NULL;
+        int any = (flags & VENE_TOK_PARSE_SPECIAL) ? t->n_added > 0 : t->n_added_plain > 0;
+        const tok_added *a = any ? find_added(t, text, len, pos, flags, &at) : NULL;
         size_t end = at;
         if (a && a->lstrip)
             while (end > pos && is_space(text[end - 1])) end--;

@@ -83,6 +83,7 @@ struct vene_tokenizer {
     tok_pairmap pairs;    /* (left id, right id) -> index into merges */
     tok_merge *merges;
     int32_t n_merges, cap_merges;
+    int rank_is_index;    /* merges[r] has rank r (merge lists; not SentencePiece scores) */
 
     tok_symbols symbols;
     int32_t byte_id[256];  /* BYTES: token of each byte; CHARS: its <0xXX> token or -1 */
@@ -94,6 +95,7 @@ struct vene_tokenizer {
     tok_added *added;          /* sorted by first byte, then longest first */
     int32_t n_added, cap_added;
     int32_t added_at[257];     /* added tokens starting with byte b: [added_at[b], added_at[b+1]) */
+    int32_t n_added_plain;     /* of them not special: matched even without VENE_TOK_PARSE_SPECIAL */
 
     tok_op ops[TOK_MAX_OPS];
     int n_ops;

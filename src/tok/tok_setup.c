@@ -160,7 +160,9 @@ static int index_added(vene_tokenizer *t, vene_error *err) {
         if (a->id < 0 || a->id >= t->n_vocab || !t->tok[a->id].piece)
             return vene_errorf(err, VENE_ERR_FORMAT, "added token id %d has no token", a->id);
         if (a->special) t->tok[a->id].special = 1;
-        if (a->len) t->added[kept++] = *a; /* an empty token can never match */
+        if (!a->len) continue; /* an empty token can never match */
+        t->n_added_plain += !a->special;
+        t->added[kept++] = *a;
     }
     t->n_added = kept;
     if (kept) qsort(t->added, (size_t)kept, sizeof *t->added, cmp_added);
@@ -192,6 +194,8 @@ int tok_finish(vene_tokenizer *t, const char *file, vene_error *err) {
     }
     if (t->unk_id >= t->n_vocab || (t->unk_id >= 0 && !t->tok[t->unk_id].piece))
         return vene_errorf(err, VENE_ERR_FORMAT, "%s: unknown-token id %d has no token", file, t->unk_id);
+    t->rank_is_index = 1;
+    for (int32_t i = 0; i < t->n_merges && t->rank_is_index; i++) t->rank_is_index = t->merges[i].rank == i;
     int rc = spell_tokens(t, byte_of, err);
     if (!rc) rc = index_added(t, err);
     if (!rc) rc = tok_compile_splits(t, err);

@@ -17,23 +17,6 @@
 
 static char tmpdir[64];
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 /* Writes tmpdir/name and returns its path (static buffer, valid until the next call). */
 static const char *write_tmp(const char *name, const char *data, size_t len) {
     static char path[256];
@@ -99,7 +82,7 @@ static int round_trips(const vene_tokenizer *t, const char *text, size_t len) {
  * ids per string. Returns how many strings matched (and checks each). */
 static int check_vectors(const vene_tokenizer *t, const char *label) {
     static const char SEP[] = "\n__ggml_vocab_test__\n";
-    char *in = read_all(VECTORS ".inp", NULL), *out = read_all(VECTORS ".out", NULL);
+    char *in = test_read_file(VECTORS ".inp", NULL), *out = test_read_file(VECTORS ".out", NULL);
     CHECK(in && out);
     if (!in || !out) return free(in), free(out), 0;
     int n = 0, matched = 0;
@@ -258,7 +241,7 @@ static void check_round_trips(const vene_tokenizer *t) {
 
 /* A tokenizer.json with the GPT-2 vocab and merges; merges as "a b" or as ["a", "b"]. */
 static char *make_tokenizer_json(int array_merges) {
-    char *vocab_text = read_all(GPT2 "encoder.json", NULL), *merges = read_all(GPT2 "vocab.bpe", NULL);
+    char *vocab_text = test_read_file(GPT2 "encoder.json", NULL), *merges = test_read_file(GPT2 "vocab.bpe", NULL);
     cJSON *vocab = vocab_text ? cJSON_Parse(vocab_text) : NULL;
     free(vocab_text);
     if (!vocab || !merges) return cJSON_Delete(vocab), free(merges), NULL;

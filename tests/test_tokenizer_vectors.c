@@ -24,32 +24,15 @@ typedef struct vectors {
     size_t n_ids[64];
 } vectors;
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 /* NAME.gguf.inp: strings joined by SEP with a trailing SEP; NAME.gguf.out: a line of ids
  * per string. */
 static int read_vectors(const char *name, vectors *v) {
     static const char SEP[] = "\n__ggml_vocab_test__\n";
     char path[256];
     snprintf(path, sizeof path, FIX "ggml-vocab-%s.gguf.inp", name);
-    char *in = read_all(path, NULL);
+    char *in = test_read_file(path, NULL);
     snprintf(path, sizeof path, FIX "ggml-vocab-%s.gguf.out", name);
-    char *out = read_all(path, NULL);
+    char *out = test_read_file(path, NULL);
     memset(v, 0, sizeof *v);
     int ok = in && out;
     char *p = in, *line = out;

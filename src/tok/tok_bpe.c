@@ -186,6 +186,40 @@ static int emit_unknown(tok_enc *e, const char *c, size_t n, int *last_unk) {
     return push_ids(&e->out, &e->n_out, &e->cap_out, &t->unk_id, 1);
 }
 
+/* Whether first symbols i and i + 1 of word w may ever be joined (see span in
+ * tok_internal.h): the last bytes of the two characters. */
+static inline int may_join(const tok_enc *e, const char *w, size_t i) {
+    const unsigned char *u = (const unsigned char *)w;
+    unsigned x, y;
+    if (e->t->symbols == TOK_SYM_BYTES) x = u[i], y = u[i + 1];
+    else x = u[e->off[i + 1] - 1], y = u[e->off[i + 2] - 1];
+    return e->t->span[(x << 8 | y) >> 3] >> (y & 7) & 1;
+}
+
+/* The merge loop over first symbols [a, b), which no merge can join to their neighbours. */
+static void merge_run(tok_enc *e, size_t a, size_t b) {
+    const vene_tokenizer *t = e->t;
+    e->n_heap = 0;
+    for (size_t i = a; i + 1 < b; i++) push_pair(e, (int32_t)i);
+    while (e->n_heap) {
+        heap_ent h = heap_pop(e);
+        int32_t l = (int32_t)(uint32_t)h, r = e->nxt[l];
+        const tok_merge *m;
+        if (t->rank_is_index) { /* the rank names the merge: check it still fits */
+            m = &t->merges[h >> 32];
+            if (e->sym[l] != m->left || r < 0 || e->sym[r] != m->right) continue; /* stale */
+        } else if (!(m = pair_at(e, l)) || (uint32_t)m->rank != (uint32_t)(h >> 32)) {
+            continue; /* stale */
+        }
+        e->sym[l] = m->result;
+        e->sym[r] = -1;
+        e->nxt[l] = e->nxt[r];
+        if (e->nxt[r] >= 0) e->prv[e->nxt[r]] = l;
+        if (e->prv[l] >= 0) push_pair(e, e->prv[l]);
+        push_pair(e, l);
+    }
+}
+
 /* Merging lowest rank first with ties left to right gives what the reference's
  * "merge every occurrence of the best pair, left to right, and repeat" gives (a pair
  * holding a merged token always ranks after the merge that made it, in any trained
@@ -210,24 +244,9 @@ int tok_enc_word(tok_enc *e, const char *w, size_t n) {
     if (reserve_word(e, n)) return -1;
     int unknown = 0;
     size_t k = first_symbols(e, w, n, &unknown);
-    e->n_heap = 0;
-    for (size_t i = 0; i + 1 < k; i++) push_pair(e, (int32_t)i);
-    while (e->n_heap) {
-        heap_ent h = heap_pop(e);
-        int32_t l = (int32_t)(uint32_t)h, r = e->nxt[l];
-        const tok_merge *m;
-        if (t->rank_is_index) { /* the rank names the merge: check it still fits */
-            m = &t->merges[h >> 32];
-            if (e->sym[l] != m->left || r < 0 || e->sym[r] != m->right) continue; /* stale */
-        } else if (!(m = pair_at(e, l)) || (uint32_t)m->rank != (uint32_t)(h >> 32)) {
-            continue; /* stale */
-        }
-        e->sym[l] = m->result;
-        e->sym[r] = -1;
-        e->nxt[l] = e->nxt[r];
-        if (e->nxt[r] >= 0) e->prv[e->nxt[r]] = l;
-        if (e->prv[l] >= 0) push_pair(e, e->prv[l]);
-        push_pair(e, l);
+    for (size_t a = 0, b; a < k; a = b) {
+        for (b = a + 1; b < k && may_join(e, w, b - 1); b++) {}
+        merge_run(e, a, b);
     }
     size_t start = e->n_out;
     int last_unk = 0;

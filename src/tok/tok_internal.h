@@ -84,6 +84,11 @@ struct vene_tokenizer {
     tok_merge *merges;
     int32_t n_merges, cap_merges;
     int rank_is_index;    /* merges[r] has rank r (merge lists; not SentencePiece scores) */
+    /* Bit (a << 8 | b) is set when some token's text has a character ending in byte a
+     * followed by one ending in byte b (BYTES: byte a then byte b). Where the first
+     * symbols of a word meet with the bit clear, no merge can ever join them, so the
+     * merge loop runs on the pieces between such places (small heaps for long words). */
+    uint8_t span[65536 / 8];
 
     tok_symbols symbols;
     int32_t byte_id[256];  /* BYTES: token of each byte; CHARS: its <0xXX> token or -1 */

@@ -143,6 +143,25 @@ static int spell_tokens(vene_tokenizer *t, const int16_t *byte_of, vene_error *e
     return VENE_OK;
 }
 
+/* ---------------------------------------------------------------- span bits */
+
+static void mark_spans(vene_tokenizer *t) {
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const tok_token *tk = &t->tok[id];
+        if (!tk->piece) continue;
+        /* the text merges build: decoded bytes (BYTES) or the piece itself (CHARS) */
+        const unsigned char *s = (const unsigned char *)(t->symbols == TOK_SYM_BYTES ? tk->bytes : tk->piece);
+        size_t n = t->symbols == TOK_SYM_BYTES ? tk->n_bytes : strlen(tk->piece);
+        int prev = -1; /* last byte of the previous character */
+        for (size_t i = 0; i < n; i++) {
+            int ends = t->symbols == TOK_SYM_BYTES || i + 1 == n || (s[i + 1] & 0xC0) != 0x80;
+            if (!ends) continue;
+            if (prev >= 0) t->span[(prev << 8 | s[i]) >> 3] |= (uint8_t)(1u << (s[i] & 7));
+            prev = s[i];
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- added tokens */
 
 static int cmp_added(const void *x, const void *y) {
@@ -197,6 +216,7 @@ int tok_finish(vene_tokenizer *t, const char *file, vene_error *err) {
     t->rank_is_index = 1;
     for (int32_t i = 0; i < t->n_merges && t->rank_is_index; i++) t->rank_is_index = t->merges[i].rank == i;
     int rc = spell_tokens(t, byte_of, err);
+    if (!rc) mark_spans(t);
     if (!rc) rc = index_added(t, err);
     if (!rc) rc = tok_compile_splits(t, err);
     if (rc) return vene_error_prefix(err, "%s", file);

@@ -278,6 +278,15 @@ static void check_refused(void) {
     memcpy(unk, "\"<UNK>\"", 7);
     vene_tokenizer *t = load_json("refused", json, NULL, &err);
     CHECK_MSG(!t && strstr(err.msg, "model.unk_token \"<UNK>\" is not in the vocab"), "%s", err.msg);
+    /* A post-processor id inside the vocab range that no token has (a fuzzing finding). */
+    char *pp = byte_json("{\"type\": \"ByteLevel\"}", "[{\"id\": 300, \"content\": \"<s>\", \"special\": true}]",
+                         "\"a-\": 256", "[]");
+    char with_pp[40000];
+    snprintf(with_pp, sizeof with_pp,
+             "{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
+             "{\"Sequence\": {\"id\": \"A\"}}], \"special_tokens\": {\"<s>\": {\"ids\": [280]}}}, %s", pp + 1);
+    t = load_json("refused", with_pp, NULL, &err);
+    CHECK_MSG(!t && strstr(err.msg, "BOS id 280 has no token"), "%s", err.msg);
     json = byte_json("null", "[{\"id\": 256, \"content\": \"w\", \"single_word\": true}]", "\"a-\": 256", "[]");
     t = load_json("refused", json, NULL, &err);
     CHECK_MSG(!t && strstr(err.msg, "added_tokens[0] (\"w\"): single_word"), "%s", err.msg);

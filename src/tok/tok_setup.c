@@ -211,8 +211,16 @@ int tok_finish(vene_tokenizer *t, const char *file, vene_error *err) {
             return vene_errorf(err, VENE_ERR_FORMAT,
                                "%s: no token for byte 0x%02x (\"%s\"): not a byte-level BPE vocab", file, b, s);
     }
-    if (t->unk_id >= t->n_vocab || (t->unk_id >= 0 && !t->tok[t->unk_id].piece))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s: unknown-token id %d has no token", file, t->unk_id);
+    /* Special ids come from places that name ids (post-processors, GGUF keys): each must
+     * be a token. */
+    const int32_t special[] = {t->unk_id, t->bos_id, t->eos_id, t->pad_id};
+    static const char *what[] = {"unknown-token", "BOS", "EOS", "padding"};
+    for (int i = 0; i < 4 + t->n_prefix + t->n_suffix; i++) {
+        int32_t id = i < 4 ? special[i] : i < 4 + t->n_prefix ? t->prefix[i - 4] : t->suffix[i - 4 - t->n_prefix];
+        if (id >= t->n_vocab || (id >= 0 && !t->tok[id].piece) || (id < 0 && i >= 4))
+            return vene_errorf(err, VENE_ERR_FORMAT, "%s: %s id %d has no token", file,
+                               i < 4 ? what[i] : "post-processor special token", id);
+    }
     t->rank_is_index = 1;
     for (int32_t i = 0; i < t->n_merges && t->rank_is_index; i++) t->rank_is_index = t->merges[i].rank == i;
     int rc = spell_tokens(t, byte_of, err);

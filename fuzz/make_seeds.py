@@ -11,6 +11,8 @@ import json
 import os
 import struct
 
+import make_tok_seeds
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CORPUS = os.path.join(HERE, "corpus")
@@ -252,6 +254,8 @@ def main():
     seeds_experiment()
     seeds_experiment_file()
     seeds_tokenizer_files()
+    make_tok_seeds.seeds_gguf(put)
+    make_tok_seeds.seeds_tokenizer_json(put)
     for t in sorted(os.listdir(CORPUS)):
         print("%-26s %d seeds" % (t, len(os.listdir(os.path.join(CORPUS, t)))))
 

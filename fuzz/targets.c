@@ -849,12 +849,13 @@ int vene_fuzz_experiment_file(const uint8_t *data, size_t size) {
     return 0;
 }
 
+#include "targets_tok.c" /* 8. fuzz_gguf, 9. fuzz_tokenizer_json, and the tokenizer checks */
+
 /* ---------------------------------------------------------------- 7. tokenizer files */
 
 /* Input: a tokenizer.json, or a vocab.json and a merges.txt separated by "\nVFSEP!!\n",
- * loaded with vene_tokenizer_load from a folder. A tokenizer that loads encodes a few fixed
- * strings and the input's first 256 bytes: when encoding succeeds the ids are in range and
- * decode(encode(x)) == x. */
+ * loaded with vene_tokenizer_load from a folder; a tokenizer that loads is exercised by
+ * vf_tok_check (targets_tok.c) on fixed strings and the input's first 256 bytes. */
 int vene_fuzz_tokenizer_files(const uint8_t *data, size_t size) {
     char dir[PATH_MAX], path[PATH_MAX + 32];
     vf_scratch("tokenizer", dir, sizeof dir);
@@ -870,34 +871,9 @@ int vene_fuzz_tokenizer_files(const uint8_t *data, size_t size) {
         snprintf(path, sizeof path, "%s/tokenizer.json", dir);
         vf_write(path, data, size);
     }
-    vene_tokenizer *t = NULL;
-    vene_error err = {0};
-    int rc = vene_tokenizer_load(dir, &t, &err);
-    if (rc != VENE_OK) {
-        if (t) vf_fail("vene_tokenizer_load failed but returned a tokenizer");
-        if (!err.msg[0]) vf_fail("vene_tokenizer_load failed (%s) without a message", vene_status_name(rc));
-        return vf_rejected("vene_tokenizer_load", &err);
-    }
-    int V = vene_tokenizer_vocab_size(t);
-    if (V <= 0) vf_fail("a loaded tokenizer has vocab size %d", V);
-    const char *fixed[] = {"Hello world", " the capital of Spain is", "\xff\xfe\x00 \xc3\xa9!", "aaaaaaaaaaaaaaaa"};
-    for (int k = 0; k < 5; k++) {
-        const char *x = k < 4 ? fixed[k] : (const char *)data;
-        size_t n = k < 4 ? (k == 2 ? 7 : strlen(x)) : (size < 256 ? size : 256);
-        int32_t *ids = NULL;
-        size_t nid = 0;
-        if (vene_tokenize(t, x, n, &ids, &nid, &err) != VENE_OK) continue; /* e.g. a byte missing from the vocab */
-        for (size_t i = 0; i < nid; i++)
-            if (ids[i] < 0 || ids[i] >= V) vf_fail("id %d out of range (vocab %d)", ids[i], V);
-        char *back = NULL;
-        size_t blen = 0;
-        if (vene_detokenize(t, ids, nid, &back, &blen, &err) != VENE_OK)
-            vf_fail("ids from vene_tokenize do not decode: %s", err.msg);
-        if (blen != n || memcmp(back, x, n)) vf_fail("decode(encode(x)) != x for a loaded tokenizer (%zu -> %zu bytes)", n, blen);
-        vene_free(back);
-        vene_free(ids);
-    }
-    for (int32_t id = 0; id < V && id < 64; id++) vene_token_piece(t, id);
+    vene_tokenizer *t = vf_tok_load(dir);
+    if (!t) return 1;
+    vf_tok_check(t, data, size);
     vene_tokenizer_free(t);
     return 0;
 }
@@ -926,4 +902,6 @@ static const struct {
     {"fuzz_intervenable_load", vene_fuzz_intervenable_load},
     {"fuzz_experiment_file", vene_fuzz_experiment_file},
     {"fuzz_tokenizer_files", vene_fuzz_tokenizer_files},
+    {"fuzz_gguf", vene_fuzz_gguf},
+    {"fuzz_tokenizer_json", vene_fuzz_tokenizer_json},
 };

@@ -110,25 +110,58 @@ int vene_model_site_shape(const vene_model *m, int site, int B, int S, int64_t s
 
 typedef struct vene_tokenizer vene_tokenizer;
 
-/* From a model folder: tokenizer.json, or vocab.json + merges.txt. */
-int vene_tokenizer_load(const char *dir, vene_tokenizer **out, vene_error *err);
+/* From a model folder (tokenizer.json [+ tokenizer_config.json], vocab.json + merges.txt,
+ * or encoder.json + vocab.bpe), a tokenizer.json file, or a llama.cpp GGUF file (its
+ * vocabulary metadata only: tokenizer.ggml.*). BPE tokenizers: GPT-2 style byte-level
+ * (GPT-2, Llama 3, Qwen2 and other Split/ByteLevel pre-tokenizers) and SentencePiece
+ * style with byte fallback (Llama 2, Mistral). */
+int vene_tokenizer_load(const char *path, vene_tokenizer **out, vene_error *err);
 /* From explicit GPT-2 files (encoder.json/vocab.json and vocab.bpe/merges.txt). */
 int vene_tokenizer_load_files(const char *vocab_json, const char *merges_txt,
                               vene_tokenizer **out, vene_error *err);
 void vene_tokenizer_free(vene_tokenizer *t);
 
 int vene_tokenizer_vocab_size(const vene_tokenizer *t);
-/* Encode UTF-8 (or arbitrary bytes) text without adding BOS. *ids is released with
- * vene_free. Special-token text is not parsed as special. */
+/* Encode UTF-8 (or arbitrary bytes) text without adding BOS/EOS; *ids is released with
+ * vene_free. Added tokens that are not special (user-defined) are matched in the text;
+ * special-token text ("<|endoftext|>", "<s>") is not parsed as special. */
 int vene_tokenize(const vene_tokenizer *t, const char *text, size_t len,
                   int32_t **ids, size_t *n_ids, vene_error *err);
-/* Decode ids to bytes (NUL-terminated, *len without the NUL); released with vene_free. */
+/* Decode ids to bytes (NUL-terminated, *len without the NUL); released with vene_free.
+ * SentencePiece-style tokenizers drop the space they prepended to the text. */
 int vene_detokenize(const vene_tokenizer *t, const int32_t *ids, size_t n_ids,
                     char **text, size_t *len, vene_error *err);
-/* The raw byte-level piece of a token ("Ġthe"), or NULL when out of range. */
+/* The raw piece of a token as the vocab spells it ("Ġthe", "▁the"), or NULL when out of range. */
 const char *vene_token_piece(const vene_tokenizer *t, int32_t id);
 /* Id of a token given as its piece text, -1 if absent. */
 int32_t vene_token_id(const vene_tokenizer *t, const char *piece);
+
+/* ---- tokenizer: special tokens and options (issue 9) ---- */
+enum {
+    VENE_TOK_ADD_SPECIAL = 1u,   /* vene_tokenize_ex: add BOS/EOS as the tokenizer is configured */
+    VENE_TOK_PARSE_SPECIAL = 2u, /* vene_tokenize_ex: match special-token text as those tokens */
+    VENE_TOK_SKIP_SPECIAL = 1u   /* vene_detokenize_ex: leave special tokens out */
+};
+int vene_tokenize_ex(const vene_tokenizer *t, const char *text, size_t len, unsigned flags,
+                     int32_t **ids, size_t *n_ids, vene_error *err);
+int vene_detokenize_ex(const vene_tokenizer *t, const int32_t *ids, size_t n_ids, unsigned flags,
+                       char **text, size_t *len, vene_error *err);
+/* What one token decodes to on its own (borrowed, not NUL-terminated; *len gets the
+ * length), or NULL when out of range. */
+const char *vene_token_text(const vene_tokenizer *t, int32_t id, size_t *len);
+/* 1 for control tokens (BOS, EOS, <|im_start|>, ...), else 0. */
+int vene_token_is_special(const vene_tokenizer *t, int32_t id);
+
+typedef struct vene_tokenizer_info {
+    int32_t n_vocab;
+    int32_t bos_id, eos_id, unk_id, pad_id; /* -1 when the tokenizer has none */
+    int n_prefix, n_suffix;                 /* what VENE_TOK_ADD_SPECIAL adds before / after */
+    int32_t prefix[4], suffix[4];
+    const char *kind;   /* "byte-level BPE", "SentencePiece BPE", "BPE" (borrowed) */
+    const char *source; /* "tokenizer.json", "gguf", "vocab.json" (borrowed) */
+} vene_tokenizer_info;
+void vene_tokenizer_get_info(const vene_tokenizer *t, vene_tokenizer_info *info);
+/* ---- end of the issue 9 tokenizer block ---- */
 
 /* ---------------------------------------------------------------- running */
 

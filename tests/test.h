@@ -48,6 +48,24 @@ static inline int test_close_(const float *a, const float *b, long n, double tol
 }
 #define CHECK_CLOSE(a, b, n, tol, what) CHECK(test_close_((a), (b), (n), (tol), (what)))
 
+/* A whole file, NUL-terminated (malloc'd; NULL when unreadable); *len gets its size. */
+static inline char *test_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) buf[n] = '\0';
+    if (len) *len = buf ? (size_t)n : 0;
+    return buf;
+}
+
 #define TEST_MAIN_END()                                                                  \
     do {                                                                                 \
         printf("%d passed, %d failed\n", test_passed_, test_failed_);                    \

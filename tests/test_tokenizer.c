@@ -17,23 +17,6 @@
 
 static char tmpdir[64];
 
-static char *read_all(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
-    if (buf) buf[n] = '\0';
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 /* Writes tmpdir/name and returns its path (static buffer, valid until the next call). */
 static const char *write_tmp(const char *name, const char *data, size_t len) {
     static char path[256];
@@ -99,7 +82,7 @@ static int round_trips(const vene_tokenizer *t, const char *text, size_t len) {
  * ids per string. Returns how many strings matched (and checks each). */
 static int check_vectors(const vene_tokenizer *t, const char *label) {
     static const char SEP[] = "\n__ggml_vocab_test__\n";
-    char *in = read_all(VECTORS ".inp", NULL), *out = read_all(VECTORS ".out", NULL);
+    char *in = test_read_file(VECTORS ".inp", NULL), *out = test_read_file(VECTORS ".out", NULL);
     CHECK(in && out);
     if (!in || !out) return free(in), free(out), 0;
     int n = 0, matched = 0;
@@ -258,7 +241,7 @@ static void check_round_trips(const vene_tokenizer *t) {
 
 /* A tokenizer.json with the GPT-2 vocab and merges; merges as "a b" or as ["a", "b"]. */
 static char *make_tokenizer_json(int array_merges) {
-    char *vocab_text = read_all(GPT2 "encoder.json", NULL), *merges = read_all(GPT2 "vocab.bpe", NULL);
+    char *vocab_text = test_read_file(GPT2 "encoder.json", NULL), *merges = test_read_file(GPT2 "vocab.bpe", NULL);
     cJSON *vocab = vocab_text ? cJSON_Parse(vocab_text) : NULL;
     free(vocab_text);
     if (!vocab || !merges) return cJSON_Delete(vocab), free(merges), NULL;
@@ -425,14 +408,16 @@ static void check_errors(void) {
     } tj[] = {
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []", "tokenizer.json:1:", VENE_ERR_FORMAT},
         {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}", "WordPiece", VENE_ERR_UNSUPPORTED},
-        {"{\"normalizer\": {\"type\": \"NFC\"}, \"model\": {\"vocab\": {}}}", "normalizer", VENE_ERR_UNSUPPORTED},
-        {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}", "pre_tokenizer", VENE_ERR_UNSUPPORTED},
+        {"{\"normalizer\": {\"type\": \"Lowercase\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}",
+         "normalizer", VENE_ERR_UNSUPPORTED},
+        {"{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}}",
+         "pre_tokenizer", VENE_ERR_UNSUPPORTED},
         {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": [[1, 2]]}}",
          "model.merges[0]", VENE_ERR_FORMAT},
         {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}",
          "\"c\"", VENE_ERR_FORMAT},
         {"{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}, \"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, "
-         "\"added_tokens\": [{\"id\": 0, \"content\": \"x\"}]}",
+         "\"added_tokens\": [{\"id\": \"0\", \"content\": \"x\"}]}",
          "added_tokens[0]", VENE_ERR_FORMAT},
     };
     for (size_t i = 0; i < sizeof tj / sizeof *tj; i++) {
@@ -508,8 +493,18 @@ static void check_cli(void) {
              "30325\t\" \\xf0\\x9f\\x98\"\n222\t\"\\x80\"\n");
     cli_case(bin, GPT2 " ''", 1, "vene: tokenize: empty text\n");
     cli_case(bin, "fixtures/no-such-dir x", 1,
-             "vene: fixtures/no-such-dir: no tokenizer.json, vocab.json + merges.txt or encoder.json + vocab.bpe\n");
-    cli_case(bin, GPT2, 1, "vene: tokenize: usage: vene tokenize MODEL_DIR TEXT [--ids]\n");
+             "vene: fixtures/no-such-dir: No such file or directory (expected a model folder, a tokenizer.json or a "
+             "GGUF file)\n");
+    cli_case(bin, GPT2, 1, "vene: tokenize: usage: vene tokenize MODEL TEXT [--ids] [--special] [--parse-special]\n");
+    /* GGUF files and tokenizer.json files directly; BOS and special tokens on request */
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hello world' --ids", 0, "15043 3186\n");
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hello world' --ids --special", 0, "1 15043 3186\n");
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hi<s>'", 0,
+             "6324\t\" Hi\"\n29966\t\"<\"\n29879\t\"s\"\n29958\t\">\"\n");
+    cli_case(bin, "fixtures/tokenizer/ggml-vocab-llama-spm.gguf 'Hi<s>' --parse-special", 0,
+             "6324\t\" Hi\"\n1\t\"<s>\"\n");
+    cli_case(bin, "fixtures/tokenizer/llama-bpe.tokenizer.json '<|begin_of_text|>Hello' --ids --parse-special", 0,
+             "128000 9906\n");
 }
 
 int main(void) {

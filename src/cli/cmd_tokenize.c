@@ -1,4 +1,5 @@
-/* `vene tokenize MODEL_DIR TEXT [--ids]`: the ids a model would see for a text. */
+/* `vene tokenize MODEL TEXT [--ids] [--special] [--parse-special]`: the ids a model would
+ * see for a text. MODEL is a model folder, a tokenizer.json or a GGUF file. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -6,14 +7,20 @@
 #include "cli/cli.h"
 #include "vene.h"
 
+#define USAGE "vene tokenize MODEL TEXT [--ids] [--special] [--parse-special]"
+
 static void usage(void) {
-    printf("usage: vene tokenize MODEL_DIR TEXT [--ids]\n\n"
-           "Encodes TEXT with the GPT-2 byte-level BPE tokenizer in MODEL_DIR (tokenizer.json,\n"
-           "vocab.json + merges.txt, or encoder.json + vocab.bpe), adding no BOS and not parsing\n"
-           "special-token text such as <|endoftext|>.\n"
+    printf("usage: " USAGE "\n\n"
+           "Encodes TEXT with the tokenizer of MODEL: a model folder (tokenizer.json, vocab.json +\n"
+           "merges.txt, or encoder.json + vocab.bpe), a tokenizer.json file, or a llama.cpp GGUF file\n"
+           "(its vocabulary). By default no BOS/EOS is added and special-token text such as\n"
+           "<|endoftext|> or <s> is not parsed as special.\n"
            "Prints one line per token: the id, a tab, and the text the token stands for, quoted\n"
            "(bytes that are not printable UTF-8 by themselves show as \\xNN).\n"
-           "--ids prints only the ids, space-separated, on one line.\n"
+           "--ids            prints only the ids, space-separated, on one line\n"
+           "--special        adds BOS/EOS as the tokenizer is configured (tokenizer_config.json,\n"
+           "                 the post-processor, or the GGUF metadata)\n"
+           "--parse-special  encodes special-token text in TEXT as those tokens\n"
            "TEXT may start with '-'; put `--` before a TEXT that is exactly an option name.\n");
 }
 
@@ -57,6 +64,7 @@ static void print_quoted(const char *text, size_t len) {
 int vene_cmd_tokenize(int argc, char **argv) {
     const char *dir = NULL, *text = NULL;
     int ids_only = 0, options = 1;
+    unsigned flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (options && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
@@ -64,6 +72,10 @@ int vene_cmd_tokenize(int argc, char **argv) {
             return 0;
         } else if (options && !strcmp(a, "--ids")) {
             ids_only = 1;
+        } else if (options && !strcmp(a, "--special")) {
+            flags |= VENE_TOK_ADD_SPECIAL;
+        } else if (options && !strcmp(a, "--parse-special")) {
+            flags |= VENE_TOK_PARSE_SPECIAL;
         } else if (options && !strcmp(a, "--")) {
             options = 0;
         } else if (options && !strncmp(a, "--", 2)) {
@@ -76,36 +88,30 @@ int vene_cmd_tokenize(int argc, char **argv) {
             return vene_cli_fail("tokenize: unexpected argument \"%s\" (quote TEXT as one argument)", a);
         }
     }
-    if (!dir || !text) return vene_cli_fail("tokenize: usage: vene tokenize MODEL_DIR TEXT [--ids]");
+    if (!dir || !text) return vene_cli_fail("tokenize: usage: " USAGE);
     if (!text[0]) return vene_cli_fail("tokenize: empty text");
     vene_error err = {0};
     vene_tokenizer *t = NULL;
     if (vene_tokenizer_load(dir, &t, &err)) return vene_cli_fail("%s", err.msg);
     int32_t *ids = NULL;
     size_t n = 0;
-    if (vene_tokenize(t, text, strlen(text), &ids, &n, &err)) {
+    if (vene_tokenize_ex(t, text, strlen(text), flags, &ids, &n, &err)) {
         vene_tokenizer_free(t);
         return vene_cli_fail("%s", err.msg);
     }
-    int rc = 0;
-    for (size_t i = 0; i < n && !rc; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (ids_only) {
             printf(i ? " %d" : "%d", ids[i]);
             continue;
         }
-        char *piece = NULL;
         size_t len = 0;
-        if (vene_detokenize(t, &ids[i], 1, &piece, &len, &err)) {
-            rc = vene_cli_fail("%s", err.msg);
-            break;
-        }
+        const char *piece = vene_token_text(t, ids[i], &len);
         printf("%d\t", ids[i]);
-        print_quoted(piece, len);
+        print_quoted(piece ? piece : "", piece ? len : 0);
         putchar('\n');
-        vene_free(piece);
     }
-    if (ids_only && !rc) putchar('\n');
+    if (ids_only) putchar('\n');
     vene_free(ids);
     vene_tokenizer_free(t);
-    return rc;
+    return 0;
 }

@@ -1,5 +1,6 @@
-/* Loading a GPT-2 style byte-level BPE tokenizer from Hugging Face's tokenizer.json or
- * from the original vocab.json (encoder.json) + merges.txt (vocab.bpe) pair. */
+/* Building a tokenizer (tokens, merges, added tokens, rewrites), the original GPT-2 file
+ * pair vocab.json (encoder.json) + merges.txt (vocab.bpe), and vene_tokenizer_load, which
+ * picks the loader for a folder, a tokenizer.json or a GGUF file. */
 #include "tok/tok_internal.h"
 
 #include <cjson/cJSON.h>
@@ -12,39 +13,60 @@
 
 /* ---------------------------------------------------------------- building blocks */
 
-int tok_set_token(vene_tokenizer *t, int32_t id, const char *piece, int raw, vene_error *err) {
+vene_tokenizer *tok_new(void) {
+    vene_tokenizer *t = calloc(1, sizeof *t);
+    if (t) t->unk_id = t->bos_id = t->eos_id = t->pad_id = -1;
+    return t;
+}
+
+int tok_set_token(vene_tokenizer *t, int32_t id, const char *piece, size_t len, int type, vene_error *err) {
+    if (memchr(piece, 0, len)) return vene_errorf(err, VENE_ERR_FORMAT, "id %d: piece contains a NUL byte", id);
+    if (len > UINT32_MAX / 2) return vene_errorf(err, VENE_ERR_FORMAT, "id %d: piece too long", id);
     tok_token *tk = &t->tok[id];
     if (tk->piece) {
-        if (strcmp(tk->piece, piece) != 0)
-            return vene_errorf(err, VENE_ERR_FORMAT, "id %d given to both \"%s\" and \"%s\"", id,
-                               tk->piece, piece);
+        if (strlen(tk->piece) != len || memcmp(tk->piece, piece, len) != 0)
+            return vene_errorf(err, VENE_ERR_FORMAT, "id %d given to both \"%s\" and \"%.*s\"", id, tk->piece,
+                               (int)(len > 200 ? 200 : len), piece);
     } else {
-        size_t len = strlen(piece);
         char *copy = tok_arena_dup(&t->arena, piece, len);
         if (!copy) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
         int32_t old = -1;
         int rc = tok_strmap_put(&t->vocab, copy, (uint32_t)len, id, &old);
         if (rc < 0) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
         if (rc > 0)
-            return vene_errorf(err, VENE_ERR_FORMAT, "piece \"%s\" given ids %d and %d", piece, old,
-                               id);
+            return vene_errorf(err, VENE_ERR_FORMAT, "piece \"%s\" given ids %d and %d", copy, old, id);
         tk->piece = copy;
     }
-    if (raw) {
-        tk->bytes = tk->piece;
-        tk->n_bytes = (uint32_t)strlen(tk->piece);
-    }
+    tk->type = (uint8_t)type;
     return VENE_OK;
 }
 
-int tok_add_merge(vene_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
-                  vene_error *err) {
+int tok_add_merge_ids(vene_tokenizer *t, int32_t left, int32_t right, int32_t result, int32_t rank,
+                      vene_error *err) {
+    if (t->n_merges == t->cap_merges) {
+        if (t->cap_merges > INT32_MAX / 2) return vene_errorf(err, VENE_ERR_RANGE, "too many merges");
+        int32_t cap = t->cap_merges ? t->cap_merges * 2 : 1024;
+        tok_merge *m = realloc(t->merges, (size_t)cap * sizeof *m);
+        if (!m) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        t->merges = m;
+        t->cap_merges = cap;
+    }
+    /* A repeated pair keeps its first (best) rank, as a dictionary built in file order
+     * with "first wins" would; it takes no rank of its own. */
+    int put = tok_pairmap_put(&t->pairs, tok_pair_key(left, right), t->n_merges, NULL);
+    if (put < 0) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    if (put == 0) t->merges[t->n_merges++] = (tok_merge){left, right, result, rank};
+    return VENE_OK;
+}
+
+int tok_add_merge(vene_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen, vene_error *err) {
+    if (alen > UINT32_MAX / 2 || blen > UINT32_MAX / 2) return vene_errorf(err, VENE_ERR_FORMAT, "piece too long");
     int32_t ia = tok_strmap_get(&t->vocab, a, (uint32_t)alen);
     int32_t ib = tok_strmap_get(&t->vocab, b, (uint32_t)blen);
     if (ia < 0 || ib < 0) {
         const char *p = ia < 0 ? a : b;
-        int n = (int)(ia < 0 ? alen : blen);
-        return vene_errorf(err, VENE_ERR_FORMAT, "piece \"%.*s\" is not in the vocab", n, p);
+        size_t n = ia < 0 ? alen : blen;
+        return vene_errorf(err, VENE_ERR_FORMAT, "piece \"%.*s\" is not in the vocab", (int)(n > 200 ? 200 : n), p);
     }
     char small[256], *ab = small;
     if (alen + blen > sizeof small && !(ab = malloc(alen + blen)))
@@ -52,30 +74,48 @@ int tok_add_merge(vene_tokenizer *t, const char *a, size_t alen, const char *b, 
     memcpy(ab, a, alen);
     memcpy(ab + alen, b, blen);
     int32_t im = tok_strmap_get(&t->vocab, ab, (uint32_t)(alen + blen));
-    int rc = VENE_OK;
-    if (im < 0) {
-        rc = vene_errorf(err, VENE_ERR_FORMAT, "merged piece \"%.*s\" is not in the vocab",
-                         (int)(alen + blen), ab);
-    } else if (t->n_merges == t->cap_merges) {
-        int32_t cap = t->cap_merges ? t->cap_merges * 2 : 1024;
-        tok_merge *m = realloc(t->merges, (size_t)cap * sizeof *m);
-        if (!m) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-        else {
-            t->merges = m;
-            t->cap_merges = cap;
-        }
-    }
+    int rc = im >= 0 ? tok_add_merge_ids(t, ia, ib, im, t->n_merges, err)
+                     : vene_errorf(err, VENE_ERR_FORMAT, "merged piece \"%.*s\" is not in the vocab",
+                                   (int)(alen + blen > 200 ? 200 : alen + blen), ab);
     if (ab != small) free(ab);
-    if (rc) return rc;
-    /* A repeated pair keeps its first (best) rank, as a dictionary built in file order
-     * with "first wins" would; it takes no rank of its own. */
-    int put = tok_pairmap_put(&t->ranks, tok_pair_key(ia, ib), t->n_merges, NULL);
-    if (put < 0) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    if (put == 0) t->merges[t->n_merges++] = (tok_merge){ia, ib, im};
+    return rc;
+}
+
+int tok_add_added(vene_tokenizer *t, int32_t id, const char *text, size_t len, int special, int lstrip, int rstrip,
+                  vene_error *err) {
+    if (len > UINT32_MAX / 2) return vene_errorf(err, VENE_ERR_FORMAT, "added token %d too long", id);
+    if (t->n_added == INT32_MAX / 2) return vene_errorf(err, VENE_ERR_RANGE, "too many added tokens");
+    if (t->n_added == t->cap_added) {
+        int32_t cap = t->cap_added ? t->cap_added * 2 : 64;
+        tok_added *a = realloc(t->added, (size_t)cap * sizeof *a);
+        if (!a) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        t->added = a;
+        t->cap_added = cap;
+    }
+    const char *copy = tok_arena_dup(&t->arena, text, len);
+    if (!copy) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    t->added[t->n_added++] =
+        (tok_added){copy, (uint32_t)len, id, (uint8_t)special, (uint8_t)lstrip, (uint8_t)rstrip};
     return VENE_OK;
 }
 
-static int read_file(const char *path, char **buf, size_t *len, vene_error *err) {
+int tok_add_op(vene_tokenizer *t, tok_op_kind kind, const char *from, size_t from_len, const char *to,
+               size_t to_len, vene_error *err) {
+    if (t->n_ops == TOK_MAX_OPS)
+        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "more than %d normalizer steps", TOK_MAX_OPS);
+    if (from_len > 4096 || to_len > 4096)
+        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "normalizer string over 4096 bytes");
+    tok_op *op = &t->ops[t->n_ops];
+    op->kind = kind;
+    op->from = tok_arena_dup(&t->arena, from ? from : "", from_len);
+    op->to = tok_arena_dup(&t->arena, to ? to : "", to_len);
+    if (!op->from || !op->to) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    op->from_len = (uint32_t)from_len, op->to_len = (uint32_t)to_len;
+    t->n_ops++;
+    return VENE_OK;
+}
+
+int tok_read_file(const char *path, char **buf, size_t *len, vene_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return vene_errorf(err, VENE_ERR_IO, "%s: %s", path, strerror(errno));
     char *data = NULL;
@@ -108,10 +148,11 @@ static int read_file(const char *path, char **buf, size_t *len, vene_error *err)
     return VENE_OK;
 }
 
-static int parse_json(const char *path, cJSON **out, vene_error *err) {
+int tok_parse_json(const char *path, void **out, vene_error *err) {
     char *buf;
     size_t len;
-    int rc = read_file(path, &buf, &len, err);
+    *out = NULL;
+    int rc = tok_read_file(path, &buf, &len, err);
     if (rc) return rc;
     const char *end = NULL;
     /* The Opts variant reports where parsing stopped without going through cJSON's
@@ -131,6 +172,8 @@ static int parse_json(const char *path, cJSON **out, vene_error *err) {
     return rc;
 }
 
+/* ---------------------------------------------------------------- vocab.json + merges.txt */
+
 /* Vocab ids must be whole numbers in [0, TOK_MAX_ID). */
 static int json_id(const cJSON *v, int32_t *id) {
     if (!cJSON_IsNumber(v)) return 0;
@@ -140,56 +183,36 @@ static int json_id(const cJSON *v, int32_t *id) {
     return 1;
 }
 
-static void max_id(const cJSON *vocab, const cJSON *added, int32_t *max) {
-    int32_t id;
-    for (const cJSON *e = vocab ? vocab->child : NULL; e; e = e->next)
-        if (json_id(e, &id) && id > *max) *max = id;
-    for (const cJSON *e = added ? added->child : NULL; e; e = e->next)
-        if (json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) && id > *max) *max = id;
-}
-
-/* `where` names the object in messages: "" for a vocab.json, "model.vocab" inside a
- * tokenizer.json. */
-static int load_vocab(vene_tokenizer *t, const cJSON *vocab, const cJSON *added, const char *file,
-                      const char *where, vene_error *err) {
-    if (!cJSON_IsObject(vocab))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s: %s is not a JSON object", file,
-                           *where ? where : "the vocab");
-    int32_t max = -1;
-    max_id(vocab, added, &max);
+static int load_vocab_json(vene_tokenizer *t, const cJSON *vocab, const char *file, vene_error *err) {
+    if (!cJSON_IsObject(vocab)) return vene_errorf(err, VENE_ERR_FORMAT, "%s: the vocab is not a JSON object", file);
+    int32_t id, max = -1;
+    for (const cJSON *e = vocab->child; e; e = e->next)
+        if (json_id(e, &id) && id > max) max = id;
     if (max < 0) return vene_errorf(err, VENE_ERR_FORMAT, "%s: the vocab is empty", file);
     t->n_vocab = max + 1;
     t->tok = calloc((size_t)t->n_vocab, sizeof *t->tok);
     if (!t->tok) return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", file);
     for (const cJSON *e = vocab->child; e; e = e->next) {
-        int32_t id;
         if (!json_id(e, &id))
-            return vene_errorf(err, VENE_ERR_FORMAT, "%s: %s%skey \"%s\": id must be an integer in 0..%d",
-                               file, where, *where ? " " : "", e->string, TOK_MAX_ID - 1);
-        if (tok_set_token(t, id, e->string, 0, err))
-            return vene_error_prefix(err, "%s: %s%skey \"%s\"", file, where, *where ? " " : "",
-                                     e->string);
+            return vene_errorf(err, VENE_ERR_FORMAT, "%s: key \"%s\": id must be an integer in 0..%d", file,
+                               e->string, TOK_MAX_ID - 1);
+        if (tok_set_token(t, id, e->string, strlen(e->string), TOK_NORMAL, err))
+            return vene_error_prefix(err, "%s: key \"%s\"", file, e->string);
     }
-    int i = 0;
-    for (const cJSON *e = added ? added->child : NULL; e; e = e->next, i++) {
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(e, "content");
-        int32_t id;
-        if (!json_id(cJSON_GetObjectItemCaseSensitive(e, "id"), &id) || !cJSON_IsString(content))
-            return vene_errorf(err, VENE_ERR_FORMAT,
-                               "%s: added_tokens[%d]: needs an integer \"id\" and a string \"content\"",
-                               file, i);
-        if (tok_set_token(t, id, content->valuestring, 1, err))
-            return vene_error_prefix(err, "%s: added_tokens[%d]", file, i);
+    /* GPT-2's end-of-text token is special in every copy of its files. */
+    int32_t eot = tok_strmap_get(&t->vocab, "<|endoftext|>", 13);
+    if (eot >= 0) {
+        t->tok[eot].type = TOK_CONTROL;
+        t->bos_id = t->eos_id = eot;
+        return tok_add_added(t, eot, "<|endoftext|>", 13, 1, 0, 0, err);
     }
     return VENE_OK;
 }
 
-/* ---------------------------------------------------------------- vocab.json + merges.txt */
-
 static int load_merges_txt(vene_tokenizer *t, const char *path, vene_error *err) {
     char *buf;
     size_t len;
-    int rc = read_file(path, &buf, &len, err);
+    int rc = tok_read_file(path, &buf, &len, err);
     if (rc) return rc;
     const char *p = buf, *end = buf + len;
     for (int line = 1; p < end && !rc; line++) {
@@ -201,9 +224,8 @@ static int load_merges_txt(vene_tokenizer *t, const char *path, vene_error *err)
         if (n == 0 || (line == 1 && n >= 8 && memcmp(p, "#version", 8) == 0)) {
             /* blank lines and the "#version: 0.2" header carry no merge */
         } else if (!sp || sp == p || sp == p + n - 1 || memchr(sp + 1, ' ', (size_t)(p + n - sp - 1))) {
-            rc = vene_errorf(err, VENE_ERR_FORMAT,
-                             "%s:%d: expected two pieces separated by one space, got \"%.*s\"", path,
-                             line, n > 80 ? 80 : (int)n, p);
+            rc = vene_errorf(err, VENE_ERR_FORMAT, "%s:%d: expected two pieces separated by one space, got \"%.*s\"",
+                             path, line, n > 80 ? 80 : (int)n, p);
         } else if ((rc = tok_add_merge(t, p, (size_t)(sp - p), sp + 1, (size_t)(p + n - sp - 1), err))) {
             vene_error_prefix(err, "%s:%d", path, line);
         }
@@ -218,14 +240,21 @@ int vene_tokenizer_load_files(const char *vocab_json, const char *merges_txt, ve
     if (!vocab_json || !merges_txt || !out)
         return vene_errorf(err, VENE_ERR_ARG, "vene_tokenizer_load_files: NULL argument");
     *out = NULL;
-    vene_tokenizer *t = calloc(1, sizeof *t);
+    vene_tokenizer *t = tok_new();
     if (!t) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    cJSON *root = NULL;
-    int rc = parse_json(vocab_json, &root, err);
-    if (!rc) rc = load_vocab(t, root, NULL, vocab_json, "", err);
+    void *root = NULL;
+    int rc = tok_parse_json(vocab_json, &root, err);
+    if (!rc) rc = load_vocab_json(t, root, vocab_json, err);
     cJSON_Delete(root);
     if (!rc) rc = load_merges_txt(t, merges_txt, err);
-    if (!rc) rc = tok_finish(t, vocab_json, err);
+    if (!rc) rc = tok_add_split(t, tok_pattern_gpt2, strlen(tok_pattern_gpt2), 0, err);
+    if (!rc) {
+        t->symbols = TOK_SYM_BYTES;
+        t->dec_byte_level = 1;
+        snprintf(t->kind, sizeof t->kind, "byte-level BPE");
+        snprintf(t->source, sizeof t->source, "vocab.json");
+        rc = tok_finish(t, vocab_json, err);
+    }
     if (rc) {
         vene_tokenizer_free(t);
         return rc;
@@ -234,99 +263,7 @@ int vene_tokenizer_load_files(const char *vocab_json, const char *merges_txt, ve
     return VENE_OK;
 }
 
-/* ---------------------------------------------------------------- tokenizer.json */
-
-static int is_true(const cJSON *o, const char *key) {
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, key));
-}
-
-static int nonempty_string(const cJSON *o, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) && v->valuestring[0];
-}
-
-/* Only the GPT-2 pipeline is implemented; anything that would change the encoding is
- * refused rather than silently ignored. */
-static int check_pipeline(const cJSON *root, const cJSON *model, const char *file, vene_error *err) {
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-    if (type && !(cJSON_IsString(type) && strcmp(type->valuestring, "BPE") == 0))
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: model.type %s is not supported (only BPE)",
-                           file, cJSON_IsString(type) ? type->valuestring : "(not a string)");
-    static const char *flags[] = {"byte_fallback", "ignore_merges"};
-    for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
-        if (is_true(model, flags[i]))
-            return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: model.%s is not supported", file, flags[i]);
-    if (nonempty_string(model, "continuing_subword_prefix") || nonempty_string(model, "end_of_word_suffix"))
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED,
-                           "%s: model.continuing_subword_prefix/end_of_word_suffix are not supported", file);
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (norm && !cJSON_IsNull(norm))
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: normalizer is not supported (must be null)", file);
-    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-    const cJSON *ptype = cJSON_GetObjectItemCaseSensitive(pre, "type");
-    const cJSON *use_regex = cJSON_GetObjectItemCaseSensitive(pre, "use_regex");
-    if (!cJSON_IsString(ptype) || strcmp(ptype->valuestring, "ByteLevel") != 0 ||
-        is_true(pre, "add_prefix_space") || cJSON_IsFalse(use_regex))
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED,
-                           "%s: pre_tokenizer must be ByteLevel with the GPT-2 regex and no "
-                           "add_prefix_space", file);
-    return VENE_OK;
-}
-
-static int load_json_merges(vene_tokenizer *t, const cJSON *merges, const char *file, vene_error *err) {
-    if (!cJSON_IsArray(merges))
-        return vene_errorf(err, VENE_ERR_FORMAT, "%s: model.merges is missing or not an array", file);
-    int i = 0;
-    for (const cJSON *m = merges->child; m; m = m->next, i++) {
-        const char *a = NULL, *b = NULL;
-        size_t alen = 0, blen = 0;
-        if (cJSON_IsString(m)) { /* "a b" */
-            const char *s = m->valuestring, *sp = strchr(s, ' ');
-            if (sp && sp != s && sp[1] && !strchr(sp + 1, ' ')) {
-                a = s, alen = (size_t)(sp - s);
-                b = sp + 1, blen = strlen(b);
-            }
-        } else if (cJSON_IsArray(m) && cJSON_GetArraySize(m) == 2 && cJSON_IsString(m->child) &&
-                   cJSON_IsString(m->child->next)) { /* ["a", "b"] */
-            a = m->child->valuestring, alen = strlen(a);
-            b = m->child->next->valuestring, blen = strlen(b);
-        }
-        if (!a || !alen || !blen)
-            return vene_errorf(err, VENE_ERR_FORMAT,
-                               "%s: model.merges[%d]: expected \"a b\" or [\"a\", \"b\"]", file, i);
-        if (tok_add_merge(t, a, alen, b, blen, err))
-            return vene_error_prefix(err, "%s: model.merges[%d]", file, i);
-    }
-    return VENE_OK;
-}
-
-static int load_tokenizer_json(const char *path, vene_tokenizer **out, vene_error *err) {
-    vene_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    cJSON *root = NULL;
-    int rc = parse_json(path, &root, err);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    if (!rc && !cJSON_IsObject(model))
-        rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: no \"model\" object", path);
-    if (!rc && added && !cJSON_IsArray(added))
-        rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: added_tokens is not an array", path);
-    if (!rc) rc = check_pipeline(root, model, path, err);
-    if (!rc)
-        rc = load_vocab(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), added, path, "model.vocab",
-                        err);
-    if (!rc) rc = load_json_merges(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path, err);
-    cJSON_Delete(root);
-    if (!rc) rc = tok_finish(t, path, err);
-    if (rc) {
-        vene_tokenizer_free(t);
-        return rc;
-    }
-    *out = t;
-    return VENE_OK;
-}
-
-/* ---------------------------------------------------------------- folders */
+/* ---------------------------------------------------------------- picking a loader */
 
 static int exists(const char *dir, const char *name, char *path, size_t cap) {
     struct stat st;
@@ -334,11 +271,10 @@ static int exists(const char *dir, const char *name, char *path, size_t cap) {
     return n > 0 && (size_t)n < cap && stat(path, &st) == 0;
 }
 
-int vene_tokenizer_load(const char *dir, vene_tokenizer **out, vene_error *err) {
-    if (!dir || !out) return vene_errorf(err, VENE_ERR_ARG, "vene_tokenizer_load: NULL argument");
-    *out = NULL;
+static int load_dir(const char *dir, vene_tokenizer **out, vene_error *err) {
     char a[4096], b[4096];
-    if (exists(dir, "tokenizer.json", a, sizeof a)) return load_tokenizer_json(a, out, err);
+    if (exists(dir, "tokenizer.json", a, sizeof a))
+        return tok_load_tokenizer_json(a, exists(dir, "tokenizer_config.json", b, sizeof b) ? b : NULL, out, err);
     /* Hugging Face folders name the pair vocab.json + merges.txt; OpenAI's release and
      * the npm/tiktoken copies use encoder.json + vocab.bpe. */
     static const char *pairs[][2] = {{"vocab.json", "merges.txt"}, {"encoder.json", "vocab.bpe"}};
@@ -352,13 +288,42 @@ int vene_tokenizer_load(const char *dir, vene_tokenizer **out, vene_error *err) 
                                          "encoder.json + vocab.bpe", dir);
 }
 
+int vene_tokenizer_load(const char *path, vene_tokenizer **out, vene_error *err) {
+    if (!path || !out) return vene_errorf(err, VENE_ERR_ARG, "vene_tokenizer_load: NULL argument");
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return vene_errorf(err, VENE_ERR_IO, "%s: %s (expected a model folder, a tokenizer.json or a GGUF file)", path,
+                           strerror(errno));
+    if (S_ISDIR(st.st_mode)) return load_dir(path, out, err);
+    FILE *f = fopen(path, "rb");
+    if (!f) return vene_errorf(err, VENE_ERR_IO, "%s: %s", path, strerror(errno));
+    char magic[4] = {0};
+    size_t got = fread(magic, 1, 4, f);
+    fclose(f);
+    if (got == 4 && memcmp(magic, "GGUF", 4) == 0) return tok_load_gguf(path, out, err);
+    /* A file named tokenizer.json still takes its folder's tokenizer_config.json, as the
+     * folder itself would; other names stand alone. */
+    char dir[4096], config[4096];
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    int n = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) : snprintf(dir, sizeof dir, ".");
+    int has_config = !strcmp(base, "tokenizer.json") && n > 0 && (size_t)n < sizeof dir &&
+                     exists(dir, "tokenizer_config.json", config, sizeof config);
+    return tok_load_tokenizer_json(path, has_config ? config : NULL, out, err);
+}
+
 void vene_tokenizer_free(vene_tokenizer *t) {
     if (!t) return;
-    pcre2_code_free(t->re);
+    for (int i = 0; i < t->n_splits; i++) {
+        pcre2_code_free(t->re[i]);
+        free(t->patterns[i]);
+    }
     tok_strmap_free(&t->vocab);
-    tok_pairmap_free(&t->ranks);
+    tok_strmap_free(&t->by_bytes);
+    tok_pairmap_free(&t->pairs);
     tok_arena_free(&t->arena);
     free(t->merges);
+    free(t->added);
     free(t->tok);
     free(t);
 }

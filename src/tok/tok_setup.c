@@ -1,7 +1,9 @@
-/* What a loaded vocab needs before it can encode: GPT-2's byte alphabet (each token's
- * decoded bytes, each byte's token) and the pre-tokenizer regex. */
+/* What a loaded vocab needs before it can encode: the first symbols of a word (GPT-2's
+ * byte alphabet or SentencePiece's <0xXX> byte tokens), each token's decoded bytes, the
+ * added-token index and the pre-tokenizer regexes. */
 #include "tok/tok_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,91 +53,180 @@ static size_t utf8_get(const unsigned char *s, uint32_t *cp) {
     return (size_t)n;
 }
 
-/* ---------------------------------------------------------------- the regex */
+/* ---------------------------------------------------------------- decoded bytes */
 
-/* GPT-2's pattern:
- *   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- * with \s spelled out as Unicode White_Space, which is what Python's `regex` module (used
- * by OpenAI's encoder) matches; PCRE2's UCP \s adds U+180E, which is no longer White_Space
- * (Unicode 6.3 made it a format character). \p{L} and \p{N} come from PCRE2's Unicode
- * tables (14.0 in PCRE2 10.42): characters assigned later count as neither.
- *
- * Invalid UTF-8: compiled with PCRE2_MATCH_INVALID_UTF, an invalid sequence matches no
- * pattern item and no match crosses it. Every valid character matches some
- * alternative, so the bytes between two matches are exactly the invalid ones; each such
- * run becomes a word of its own, merged like any other. Valid runs thus split exactly as
- * the reference splits them, and arbitrary bytes still encode and decode back, without
- * a separate UTF-8 validation pass. */
-#define WS "\\t-\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
-static const char gpt2_pattern[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" WS "\\p{L}\\p{N}]+"
-                                   "|[" WS "]+(?![^" WS "])|[" WS "]+";
+/* "<0xXX>" (upper-case hex, as SentencePiece writes byte pieces): the byte, else -1. */
+static int byte_piece(const char *p) {
+    static const char hex[] = "0123456789ABCDEF";
+    if (strncmp(p, "<0x", 3) != 0 || !p[3] || !p[4] || strcmp(p + 5, ">") != 0) return -1;
+    const char *hi = strchr(hex, p[3]), *lo = strchr(hex, p[4]);
+    return hi && lo ? (int)((hi - hex) << 4 | (lo - hex)) : -1;
+}
 
-static int compile_regex(vene_tokenizer *t, vene_error *err) {
-    int code;
-    PCRE2_SIZE at;
-    t->re = pcre2_compile((PCRE2_SPTR)gpt2_pattern, PCRE2_ZERO_TERMINATED,
-                          PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, NULL);
-    if (!t->re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(code, msg, sizeof msg);
-        return vene_errorf(err, VENE_ERR_UNSUPPORTED, "pre-tokenizer regex: %s at offset %zu",
-                           (const char *)msg, (size_t)at);
+typedef struct scratch {
+    char *buf;
+    size_t cap;
+} scratch;
+
+static char *reserve(scratch *s, size_t n) {
+    if (n <= s->cap) return s->buf;
+    char *b = realloc(s->buf, n);
+    if (!b) return NULL;
+    s->buf = b, s->cap = n;
+    return b;
+}
+
+/* GPT-2 alphabet text back to bytes; returns 0 when the piece is not alphabet text. */
+static int alphabet_decode(const char *piece, const int16_t *byte_of, char *out, size_t *n) {
+    const unsigned char *p = (const unsigned char *)piece;
+    size_t k = 0;
+    while (*p) {
+        uint32_t cp = 0;
+        size_t used = utf8_get(p, &cp);
+        if (!used || cp >= TOK_ALPHABET_END || byte_of[cp] < 0) return 0;
+        out[k++] = (char)byte_of[cp];
+        p += used;
     }
-    /* JIT is only a speed-up; a PCRE2 built without it still matches the same. */
-    pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE);
+    *n = k;
+    return 1;
+}
+
+/* Piece with every dec_from replaced by dec_to. */
+static size_t replace_decode(const vene_tokenizer *t, const char *piece, size_t len, char *out) {
+    size_t fl = strlen(t->dec_from), tl = strlen(t->dec_to), k = 0;
+    for (size_t i = 0; i < len;) {
+        if (fl && i + fl <= len && memcmp(piece + i, t->dec_from, fl) == 0) {
+            memcpy(out + k, t->dec_to, tl);
+            k += tl, i += fl;
+        } else {
+            out[k++] = piece[i++];
+        }
+    }
+    return k;
+}
+
+static int spell_tokens(vene_tokenizer *t, const int16_t *byte_of, vene_error *err) {
+    scratch s = {0};
+    size_t grow = t->dec_from && strlen(t->dec_to) > strlen(t->dec_from) ? strlen(t->dec_to) : 1;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        tok_token *tk = &t->tok[id];
+        if (!tk->piece) continue;
+        size_t len = strlen(tk->piece), n = len;
+        int b = byte_piece(tk->piece);
+        const char *src = tk->piece;
+        if (tk->type != TOK_NORMAL && tk->type != TOK_BYTE) {
+            /* control and user-defined tokens decode as their text */
+        } else if (b >= 0 && (tk->type == TOK_BYTE || t->dec_byte_fallback)) {
+            char one = (char)b;
+            if (!(src = tok_arena_dup(&t->arena, &one, 1))) break;
+            n = 1;
+        } else if (t->dec_byte_level || t->dec_from) {
+            char *out = reserve(&s, len * grow + 1);
+            if (!out) break;
+            if (t->dec_byte_level ? alphabet_decode(tk->piece, byte_of, out, &n)
+                                  : (n = replace_decode(t, tk->piece, len, out), 1)) {
+                if (!(src = tok_arena_dup(&t->arena, out, n))) break;
+            } else {
+                n = len; /* a piece outside the alphabet can't be byte-level: its own text */
+            }
+        }
+        tk->bytes = src;
+        tk->n_bytes = (uint32_t)n;
+        tk->special = tk->type == TOK_CONTROL || tk->type == TOK_UNKNOWN;
+        if (t->ignore_merges && t->symbols == TOK_SYM_BYTES && tk->type == TOK_NORMAL &&
+            tok_strmap_put(&t->by_bytes, tk->bytes, tk->n_bytes, id, NULL) < 0)
+            break;
+    }
+    free(s.buf);
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (t->tok[id].piece && !t->tok[id].bytes) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    return VENE_OK;
+}
+
+/* ---------------------------------------------------------------- span bits */
+
+static void mark_spans(vene_tokenizer *t) {
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const tok_token *tk = &t->tok[id];
+        if (!tk->piece) continue;
+        /* the text merges build: decoded bytes (BYTES) or the piece itself (CHARS) */
+        const unsigned char *s = (const unsigned char *)(t->symbols == TOK_SYM_BYTES ? tk->bytes : tk->piece);
+        size_t n = t->symbols == TOK_SYM_BYTES ? tk->n_bytes : strlen(tk->piece);
+        int prev = -1; /* last byte of the previous character */
+        for (size_t i = 0; i < n; i++) {
+            int ends = t->symbols == TOK_SYM_BYTES || i + 1 == n || (s[i + 1] & 0xC0) != 0x80;
+            if (!ends) continue;
+            if (prev >= 0) t->span[(prev << 8 | s[i]) >> 3] |= (uint8_t)(1u << (s[i] & 7));
+            prev = s[i];
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- added tokens */
+
+static int cmp_added(const void *x, const void *y) {
+    const tok_added *a = x, *b = y;
+    unsigned char fa = (unsigned char)a->text[0], fb = (unsigned char)b->text[0];
+    if (fa != fb) return fa < fb ? -1 : 1;
+    if (a->len != b->len) return a->len > b->len ? -1 : 1; /* longest first */
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int index_added(vene_tokenizer *t, vene_error *err) {
+    int32_t kept = 0;
+    for (int32_t i = 0; i < t->n_added; i++) {
+        tok_added *a = &t->added[i];
+        if (a->id < 0 || a->id >= t->n_vocab || !t->tok[a->id].piece)
+            return vene_errorf(err, VENE_ERR_FORMAT, "added token id %d has no token", a->id);
+        if (a->special) t->tok[a->id].special = 1;
+        if (!a->len) continue; /* an empty token can never match */
+        t->n_added_plain += !a->special;
+        t->added[kept++] = *a;
+    }
+    t->n_added = kept;
+    if (kept) qsort(t->added, (size_t)kept, sizeof *t->added, cmp_added);
+    int32_t i = 0;
+    for (int b = 0; b <= 256; b++) {
+        while (i < kept && (unsigned char)t->added[i].text[0] < b) i++;
+        t->added_at[b] = i;
+    }
     return VENE_OK;
 }
 
 /* ---------------------------------------------------------------- finishing a load */
 
 int tok_finish(vene_tokenizer *t, const char *file, vene_error *err) {
+    if (t->n_vocab <= 0) return vene_errorf(err, VENE_ERR_FORMAT, "%s: the vocab is empty", file);
     uint32_t cp_of[256];
     int16_t byte_of[TOK_ALPHABET_END];
     byte_alphabet(cp_of, byte_of);
     for (int b = 0; b < 256; b++) {
-        char s[3];
-        size_t n = utf8_put(cp_of[b], s);
+        char s[8];
+        size_t n;
+        if (t->symbols == TOK_SYM_BYTES) n = utf8_put(cp_of[b], s);
+        else n = (size_t)snprintf(s, sizeof s, "<0x%02X>", b);
         s[n] = '\0';
         t->byte_id[b] = tok_strmap_get(&t->vocab, s, (uint32_t)n);
-        if (t->byte_id[b] < 0)
+        if (t->byte_id[b] < 0 && t->symbols == TOK_SYM_BYTES)
             return vene_errorf(err, VENE_ERR_FORMAT,
-                               "%s: no token for byte 0x%02x (\"%s\"): not a byte-level BPE vocab",
-                               file, b, s);
+                               "%s: no token for byte 0x%02x (\"%s\"): not a byte-level BPE vocab", file, b, s);
     }
-    /* Spell out what each token decodes to once, so decoding is a copy. A piece with a
-     * character outside the alphabet can't be byte-level; it decodes as its own text. */
-    char *buf = NULL;
-    size_t cap = 0;
-    for (int32_t id = 0; id < t->n_vocab; id++) {
-        tok_token *tk = &t->tok[id];
-        if (!tk->piece || tk->bytes) continue;
-        size_t len = strlen(tk->piece), n = 0;
-        if (len + 1 > cap) {
-            char *nb = realloc(buf, cap = len + 64);
-            if (!nb) {
-                free(buf);
-                return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-            }
-            buf = nb;
-        }
-        const unsigned char *p = (const unsigned char *)tk->piece;
-        while (*p) {
-            uint32_t cp = 0;
-            size_t k = utf8_get(p, &cp);
-            if (!k || cp >= TOK_ALPHABET_END || byte_of[cp] < 0) break;
-            buf[n++] = (char)byte_of[cp];
-            p += k;
-        }
-        if (*p) { /* not byte-level */
-            tk->bytes = tk->piece;
-            tk->n_bytes = (uint32_t)len;
-        } else if (!(tk->bytes = tok_arena_dup(&t->arena, buf, n))) {
-            free(buf);
-            return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-        } else {
-            tk->n_bytes = (uint32_t)n;
-        }
+    /* Special ids come from places that name ids (post-processors, GGUF keys): each must
+     * be a token. */
+    const int32_t special[] = {t->unk_id, t->bos_id, t->eos_id, t->pad_id};
+    static const char *what[] = {"unknown-token", "BOS", "EOS", "padding"};
+    for (int i = 0; i < 4 + t->n_prefix + t->n_suffix; i++) {
+        int32_t id = i < 4 ? special[i] : i < 4 + t->n_prefix ? t->prefix[i - 4] : t->suffix[i - 4 - t->n_prefix];
+        if (id >= t->n_vocab || (id >= 0 && !t->tok[id].piece) || (id < 0 && i >= 4))
+            return vene_errorf(err, VENE_ERR_FORMAT, "%s: %s id %d has no token", file,
+                               i < 4 ? what[i] : "post-processor special token", id);
     }
-    free(buf);
-    return compile_regex(t, err);
+    t->rank_is_index = 1;
+    for (int32_t i = 0; i < t->n_merges && t->rank_is_index; i++) t->rank_is_index = t->merges[i].rank == i;
+    int rc = spell_tokens(t, byte_of, err);
+    if (!rc) mark_spans(t);
+    if (!rc) rc = index_added(t, err);
+    if (!rc) rc = tok_compile_splits(t, err);
+    if (rc) return vene_error_prefix(err, "%s", file);
+    return VENE_OK;
 }

@@ -86,7 +86,7 @@ EOF
 done
 
 # held-out IIA from the summary line `vene train` prints
-iia() { sed -n 's/.*held-out IIA \([0-9.]*\).*/\1/p' "$1" | tail -n 1; }
+iia() { sed -n 's/.*held-out \(IIA\|accuracy\) \([0-9.]*\).*/\2/p' "$1" | tail -n 1; }
 # at_least A B: A >= B
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }
 

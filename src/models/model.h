@@ -70,6 +70,8 @@ struct vene_arch {
     int (*site_shape)(const vene_model *m, int site, int B, int S, int64_t *shape);
     /* Width of an abstract component's unit vector (pyvene's dimension table). */
     int (*component_width)(const vene_model *m, const vene_component_def *c);
+    /* The forward honours an attached KV cache (models/kv_cache.h). */
+    int kv_cached;
 };
 
 /* Registry of built-in architectures (read-only). */
@@ -94,6 +96,7 @@ struct vene_run {
     int *call_count;           /* n_sites * (n_layer + 1) fire counters for this forward */
     vene_tensor logits, last_hidden;
     int has_logits;
+    struct vene_kv_cache *kv;  /* attached KV cache (borrowed, models/kv_cache.h), NULL = none */
 };
 
 /* Fire the hooks of (site, layer) on t. */

@@ -6,6 +6,7 @@ int vene_cmd_info(int argc, char **argv);
 int vene_cmd_tokenize(int argc, char **argv);
 int vene_cmd_forward(int argc, char **argv);
 int vene_cmd_run(int argc, char **argv);
+int vene_cmd_generate(int argc, char **argv);
 
 /* Print "vene: <msg>" on stderr and return 1. */
 int vene_cli_fail(const char *fmt, ...);

@@ -36,6 +36,7 @@ static const struct {
     {"tokenize", vene_cmd_tokenize, "token ids and pieces of a text"},
     {"forward", vene_cmd_forward, "run a model on a text: next-token top-k, logits and sites to a file"},
     {"run", vene_cmd_run, "execute an experiment file (pyvene semantics) and write the result"},
+    {"generate", vene_cmd_generate, "continue a text, streaming tokens; with an experiment's interventions"},
 };
 
 static void usage(FILE *f) {

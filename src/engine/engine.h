@@ -112,12 +112,13 @@ int vene_iv_take_collected(vene_intervenable *iv, vene_error *err);
 /* experiment.c, for `vene generate --experiment`: an experiment file's interventions,
  * sources and constant sources on model_dir's model, generating from `prompt` (one text)
  * with `params` (intervene_on_prompt comes from the file's "generate" object, false when
- * absent); compare = also decode the original continuation. Writes no result file. */
+ * absent; eos_token_id is the model's, or none with no_eos); compare = also decode the
+ * original continuation. Writes no result file. */
 typedef struct vene_exp_gen {
     const char *model_dir;
     const char *prompt;
     const vene_gen_params *params;
-    int compare;
+    int compare, no_eos;
 } vene_exp_gen;
 int vene_experiment_generate(const char *path, const vene_exp_gen *g, vene_error *err);
 

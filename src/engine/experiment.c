@@ -299,7 +299,11 @@ static int run_generate(exp_ctx *x, const vene_call *call, const char *out_path,
     vene_gen_params p;
     vene_gen_params_init(&p, x->m);
     int P = call->base->seq;
-    if (g) p = *g->params;
+    if (g) {
+        int eos = g->no_eos ? -1 : p.eos_token_id;
+        p = *g->params;
+        p.eos_token_id = eos;
+    }
     else if (cJSON_IsNumber(ml) && ml->valuedouble >= 1 && ml->valuedouble <= 1e6) p.max_new_tokens = (int)ml->valuedouble - P;
     else if (cJSON_IsNumber(mn) && mn->valuedouble >= 0 && mn->valuedouble <= 1e6) p.max_new_tokens = (int)mn->valuedouble;
     else return vene_errorf(err, VENE_ERR_ARG, "generate: needs max_length or max_new_tokens (a positive integer)");

@@ -10,9 +10,29 @@
  * are split by output columns over OpenMP's threads, so OpenBLAS's and OpenMP's pools no
  * longer spin against each other (that cost a third of a 32 x 16 GPT-2 forward). Each
  * output element is summed in the same order as one big call. */
+/* One row (a decoding step at batch 1): sgemv streams the weights once, where sgemm would
+ * first repack them. Split by output columns like the products below. */
+static void gemv_by_columns(int trans_w, const float *x, const float *W, float *out, int K, int N, float beta) {
+    int T = omp_get_max_threads() > 1 && !omp_in_parallel() && (double)N * K >= 1e6 ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int chunk = ((N + nt - 1) / nt + 15) & ~15, n0 = t * chunk;
+        int nn = N - n0 < chunk ? N - n0 : chunk;
+        if (nn > 0) {
+            if (trans_w) cblas_sgemv(CblasRowMajor, CblasNoTrans, nn, K, 1.0f, W + (int64_t)n0 * K, K, x, 1, beta, out + n0, 1);
+            else cblas_sgemv(CblasRowMajor, CblasTrans, K, nn, 1.0f, W + n0, N, x, 1, beta, out + n0, 1);
+        }
+    }
+}
+
 static void gemm_by_columns(int trans_w, const float *x, const float *W, float *out, int M, int K, int N, float beta) {
     int ldw = trans_w ? K : N;
     enum CBLAS_TRANSPOSE tw = trans_w ? CblasTrans : CblasNoTrans;
+    if (M == 1) {
+        gemv_by_columns(trans_w, x, W, out, K, N, beta);
+        return;
+    }
     if (omp_get_max_threads() > 1 && !omp_in_parallel() && (double)M * N * K >= 1e6) {
 #pragma omp parallel
         {

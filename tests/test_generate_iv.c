@@ -199,7 +199,7 @@ static void check_pyvene_gating(const char *locations, int on_prompt, const int 
     vene_run *rs = NULL;
     CHECK(vene_run_new(M, &rs, &err) == VENE_OK);
     hook_add add = {.v = VB, .n_pos = n_pos, .all = all};
-    memcpy(add.pos, pos, sizeof(int) * (size_t)n_pos);
+    if (n_pos) memcpy(add.pos, pos, sizeof(int) * (size_t)n_pos);
     int layer, site = site_of("h[1].output", &layer);
     CHECK(vene_run_add_hook(rs, site, layer, add_hook, &add, &err) == VENE_OK);
     vene_batch whole = {1, P + NEW - 1, out[1].ids, NULL, NULL, NULL};
@@ -333,6 +333,52 @@ static void check_predicate(void) {
     vene_intervenable_free(iv);
 }
 
+/* A token callback that fails stops generation with its error; the intervenable and the
+ * run state are then as before (no cache attached, no hooks, no gating left over). */
+static int stop_after_3(void *user, const vene_token_event *ev, vene_error *err) {
+    (void)ev;
+    int *n = user;
+    if (++*n < 3) return VENE_OK;
+    snprintf(err->msg, sizeof err->msg, "enough");
+    return err->code = VENE_ERR_STATE;
+}
+
+static void check_abort(void) {
+    vene_error err = {0};
+    vene_intervenable *iv = make_iv("[" ADD(1, "mlp_output") "]");
+    vene_run *rs = NULL;
+    CHECK(vene_run_new(M, &rs, &err) == VENE_OK);
+    if (!iv || !rs) return;
+    vene_tensor v = {.data = VA, .ndim = 1, .shape = {D}};
+    const vene_tensor *reps[1] = {&v};
+    vene_batch base = {1, P, PROMPT, NULL, NULL, NULL};
+    vene_call call = {.base = &base, .source_reps = reps, .unit_locations = "{\"base\": 5}"};
+    CHECK(vene_intervenable_forward(iv, &call, &err) == VENE_OK);
+    float before[D];
+    memcpy(before, vene_intervenable_last_hidden(iv, 1)->data + 5 * D, sizeof before);
+    int n = 0;
+    vene_gen_params p;
+    vene_gen_params_init(&p, M);
+    p.on_token = stop_after_3;
+    p.user = &n;
+    vene_gen_output out[2], one;
+    /* pyvene: decoding steps are intervened at the locations of their one-token input */
+    CHECK(vene_intervenable_generate(iv, &call, &p, out, &err) == VENE_ERR_RANGE);
+    CHECK_MSG(strstr(err.msg, "pass 1") && strstr(err.msg, "location 5 past the sequence (size 1)"), "%s", err.msg);
+    n = 0;
+    p.intervene_on_prompt = 1;
+    CHECK(vene_intervenable_generate(iv, &call, &p, out, &err) == VENE_ERR_STATE && !strcmp(err.msg, "enough"));
+    CHECK(out[0].ids == NULL && out[1].ids == NULL && n == 3);
+    n = 0;
+    CHECK(vene_generate(rs, &base, &p, &one, &err) == VENE_ERR_STATE && one.ids == NULL);
+    /* afterwards: a plain 6-token forward (no cache) and the same intervened forward */
+    CHECK(vene_forward(rs, &base, &err) == VENE_OK && vene_run_logits(rs)->shape[1] == P);
+    CHECK(vene_intervenable_forward(iv, &call, &err) == VENE_OK);
+    CHECK(max_diff(before, vene_intervenable_last_hidden(iv, 1)->data + 5 * D, D) == 0);
+    vene_run_free(rs);
+    vene_intervenable_free(iv);
+}
+
 int main(void) {
     vene_error err = {0};
     if (vene_model_load(MODEL_DIR, NULL, &M, &err)) {
@@ -358,6 +404,7 @@ int main(void) {
     check_pyvene_gating(NULL, 1, NULL, 0, 1, "whole tensor");
     check_per_row();
     check_predicate();
+    check_abort();
     vene_model_free(M);
     TEST_MAIN_END();
 }

@@ -283,7 +283,8 @@ typedef struct vene_gen_params {
 } vene_gen_params;
 
 /* Defaults: 20 new tokens, greedy, top_p 1, seed 0, the eos_token_id of the model's
- * config.json (-1 when it has none). Start from these and change what you need. */
+ * config.json (-1 when it has none, or when m is NULL). Start from these and change what
+ * you need. */
 void vene_gen_params_init(vene_gen_params *p, const vene_model *m);
 
 /* Generated ids: batch x len (prompt included, len = prompt + the longest row's new

@@ -616,8 +616,7 @@ done:
 
 /* collected tensors in representation order, one per hook call (spec §9.7) */
 int vene_iv_take_collected(vene_intervenable *iv, vene_error *err) {
-    int rc = VENE_OK;
-    for (int i = 0; i < iv->n && !rc; i++) {
+    for (int i = 0; i < iv->n; i++) {
         vene_slot *s = &iv->slots[i];
         for (int k = 0; k < s->n_coll; k++) {
             if (iv->n_collected == iv->cap_collected) {
@@ -636,7 +635,7 @@ int vene_iv_take_collected(vene_intervenable *iv, vene_error *err) {
         }
         s->n_coll = 0; /* ownership moved */
     }
-    return rc;
+    return VENE_OK;
 }
 
 int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err) {
@@ -648,8 +647,6 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
     if (!rc) rc = vene_iv_take_collected(iv, err);
     return rc;
 }
-
-
 
 const vene_tensor *vene_intervenable_logits(const vene_intervenable *iv, int which) {
     return which >= 0 && which < 2 && iv->out_logits[which].data ? &iv->out_logits[which] : NULL;

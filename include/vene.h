@@ -618,6 +618,110 @@ int vene_causal_write_jsonl(vene_causal *cm, const vene_causal_dataset *d, const
 int vene_causal_hierarchical_equality(int dim, int n_objects, uint64_t pool_seed, int pattern,
                                       vene_causal **out, vene_error *err);
 /* ------------------------------------------------ end of causal models */
+/* ================================================================ generation (begin)
+ *
+ * KV-cached decoding for GPT-2 and GPT-Neo, plain or with interventions (pyvene's
+ * IntervenableModel.generate), streamed through a token callback.
+ *
+ * The prompt is a vene_batch of token ids; rows of different lengths are left-padded and
+ * attn_mask marks the padding with 0. Position ids are computed as Hugging Face's generate
+ * computes them (cumsum(mask) - 1 for real tokens, 1 for padding; batch.positions must be
+ * NULL), and the cache keeps the mask, so padded rows decode exactly like unpadded ones.
+ *
+ * Passes ("steps"): step 0 runs the whole prompt; step t >= 1 feeds every row's t-th
+ * generated token (one position per row) and makes its (t + 1)-th. A row stops after it
+ * emits eos_token_id (kept; later columns of that row are filled with eos_token_id, as
+ * Hugging Face pads finished rows) or after max_new_tokens.
+ *
+ * Sampling (temperature > 0): logits / temperature, then top-k (keep tokens scoring at
+ * least the k-th best), then top-p (keep the most likely tokens until their probability
+ * reaches top_p, the one crossing it included), then one draw from the renormalised
+ * softmax. Row b draws from its own xoshiro256** generator seeded (through splitmix64)
+ * with seed + b, one uniform double per token: the same seed and prompt give the same
+ * tokens, independently of the batch's other rows. temperature <= 0 is greedy (argmax,
+ * lowest id on ties). */
+
+typedef struct vene_token_event {
+    int which;     /* 1 = the intervened (or plain) continuation, 0 = the original one */
+    int row;       /* example in the batch */
+    int step;      /* the pass that made it (0 = prompt pass) = index among the row's new tokens */
+    int32_t token;
+    int last;      /* 1 when the row makes no further token (eos, or max_new_tokens reached) */
+} vene_token_event;
+/* Called for each token as soon as it is made (rows in order, the original continuation
+ * before the intervened one at each step). Return VENE_OK, or an error code with err
+ * filled to stop generating (the call then fails with that code). */
+typedef int (*vene_token_fn)(void *user, const vene_token_event *ev, vene_error *err);
+
+typedef struct vene_gen_params {
+    int max_new_tokens;      /* new tokens per row; <= 0: use max_length */
+    int max_length;          /* prompt length (padded) + new tokens, Hugging Face's max_length */
+    int eos_token_id;        /* stop a row after it emits this id; -1: never */
+    float temperature;       /* <= 0: greedy */
+    int top_k;               /* sampling: 0 = no limit */
+    float top_p;             /* sampling: <= 0 or >= 1 = no limit */
+    uint64_t seed;           /* sampling: see above */
+    int intervene_on_prompt; /* pyvene's flag; vene_intervenable_generate only */
+    vene_token_fn on_token;  /* or NULL */
+    void *user;              /* passed to on_token */
+} vene_gen_params;
+
+/* Defaults: 20 new tokens, greedy, top_p 1, seed 0, the eos_token_id of the model's
+ * config.json (-1 when it has none, or when m is NULL). Start from these and change what
+ * you need. */
+void vene_gen_params_init(vene_gen_params *p, const vene_model *m);
+
+/* Generated ids: batch x len (prompt included, len = prompt + the longest row's new
+ * tokens) and each row's number of new tokens. Owned by the caller:
+ * vene_gen_output_free releases the arrays (the struct itself is the caller's). */
+typedef struct vene_gen_output {
+    int batch, len;
+    int32_t *ids;
+    int *n_new;
+} vene_gen_output;
+void vene_gen_output_free(vene_gen_output *out);
+
+/* Plain decoding on a run state (its hooks fire on every pass). */
+int vene_generate(vene_run *rs, const vene_batch *prompt, const vene_gen_params *p, vene_gen_output *out,
+                  vene_error *err);
+
+/* pyvene's generate: call->base is the prompt; source passes run once, as plain forwards,
+ * before decoding (their gathered blocks and constant sources are reused at every step).
+ * With intervene_on_prompt 0, the prompt pass is not intervened and every decoding step
+ * is intervened at call->unit_locations of that step's one-token input (NULL means
+ * {"base": 0}: the new token); with 1, only the prompt pass is, at the given locations; a
+ * representation whose base locations are None (unit_locations NULL with
+ * intervene_on_prompt 1) acts on the whole tensor of every pass. Collect interventions
+ * record one tensor per pass they act on (vene_intervenable_collected afterwards).
+ * out[1] receives the intervened continuation; with call->output_original, out[0] receives
+ * the unintervened one, decoded in lock-step (each of its tokens reported just before the
+ * intervened token of the same step and row, with the same random draws). */
+int vene_intervenable_generate(vene_intervenable *iv, const vene_call *call, const vene_gen_params *p,
+                               vene_gen_output out[2], vene_error *err);
+
+/* Beyond pyvene: when, and on which rows, intervention i acts while generating (the steps
+ * of the list above), e.g. steering only at steps 2..4, or a different intervention per
+ * request in one batch (one representation per request, each limited to its row). The
+ * schedule narrows pyvene's gating, it never widens it. `rows` limits plain forward calls
+ * too; the step part only applies to vene_intervenable_generate. */
+enum { VENE_STEPS_ALL = 0, VENE_STEPS_LIST = 1, VENE_STEPS_RANGE = 2, VENE_STEPS_FN = 3 };
+/* Should intervention `intervention` act at `step` on `row`, whose tokens so far (padded
+ * prompt + generated, the step's input last) are ids[0 .. n_ids - 1]? Non-zero = yes. */
+typedef int (*vene_step_fn)(void *user, int intervention, int step, int row, const int32_t *ids, int n_ids);
+typedef struct vene_schedule {
+    int steps;                  /* VENE_STEPS_* */
+    const int *list;            /* LIST: the steps (copied) */
+    int n_list;
+    int first, last;            /* RANGE: steps first..last inclusive; last < 0 = no end */
+    vene_step_fn fn;            /* FN: asked once per pass and row (borrowed with user) */
+    void *user;
+    const uint8_t *rows;        /* act only on rows b < n_rows with rows[b] != 0 (copied); NULL = all */
+    int n_rows;
+} vene_schedule;
+/* Set (or, with NULL, clear) intervention i's schedule. */
+int vene_intervenable_set_schedule(vene_intervenable *iv, int i, const vene_schedule *s, vene_error *err);
+
+/* ================================================================ generation (end) */
 
 #ifdef __cplusplus
 }

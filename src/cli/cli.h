@@ -9,6 +9,7 @@ int vene_cmd_run(int argc, char **argv);
 int vene_cmd_train(int argc, char **argv);
 int vene_cmd_init(int argc, char **argv);
 int vene_cmd_dataset(int argc, char **argv);
+int vene_cmd_generate(int argc, char **argv);
 
 /* Print "vene: <msg>" on stderr and return 1. */
 int vene_cli_fail(const char *fmt, ...);

@@ -39,6 +39,7 @@ static const struct {
     {"init", vene_cmd_init, "a freshly initialised model folder (gpt2, mlp) to train from scratch"},
     {"train", vene_cmd_train, "train interventions (DAS, Boundless DAS, masks) or the model (IIT) on a dataset"},
     {"dataset", vene_cmd_dataset, "write a `vene train` dataset (JSONL) from a built-in causal model"},
+    {"generate", vene_cmd_generate, "continue a text, streaming tokens; with an experiment's interventions"},
 };
 
 static void usage(FILE *f) {

@@ -10,9 +10,30 @@
  * are split by output columns over OpenMP's threads, so OpenBLAS's and OpenMP's pools no
  * longer spin against each other (that cost a third of a 32 x 16 GPT-2 forward). Each
  * output element is summed in the same order as one big call. */
+/* One row (a decoding step at batch 1): sgemv streams the weights once, where sgemm would
+ * first repack them (3x slower at one row, still 1.6x at two; from three rows on sgemm's
+ * reuse wins). Split by output columns like the products below. */
+static void gemv_by_columns(int trans_w, const float *x, const float *W, float *out, int K, int N, float beta) {
+    int T = omp_get_max_threads() > 1 && !omp_in_parallel() && (double)N * K >= 1e6 ? omp_get_max_threads() : 1;
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        int chunk = ((N + nt - 1) / nt + 15) & ~15, n0 = t * chunk;
+        int nn = N - n0 < chunk ? N - n0 : chunk;
+        if (nn > 0) {
+            if (trans_w) cblas_sgemv(CblasRowMajor, CblasNoTrans, nn, K, 1.0f, W + (int64_t)n0 * K, K, x, 1, beta, out + n0, 1);
+            else cblas_sgemv(CblasRowMajor, CblasTrans, K, nn, 1.0f, W + n0, N, x, 1, beta, out + n0, 1);
+        }
+    }
+}
+
 static void gemm_by_columns(int trans_w, const float *x, const float *W, float *out, int M, int K, int N, float beta) {
     int ldw = trans_w ? K : N;
     enum CBLAS_TRANSPOSE tw = trans_w ? CblasTrans : CblasNoTrans;
+    if (M <= 2) {
+        for (int i = 0; i < M; i++) gemv_by_columns(trans_w, x + (int64_t)i * K, W, out + (int64_t)i * N, K, N, beta);
+        return;
+    }
     if (omp_get_max_threads() > 1 && !omp_in_parallel() && (double)M * N * K >= 1e6) {
 #pragma omp parallel
         {
@@ -82,53 +103,65 @@ void vk_embed(const float *table, const int32_t *ids, float *out, int n, int D) 
     for (int i = 0; i < n; i++) memcpy(out + (int64_t)i * D, table + (int64_t)ids[i] * D, sizeof(float) * (size_t)D);
 }
 
-void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
-                    int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask, int window) {
+void vk_attn_scores_kv(const float *q, int ldq, const vk_kv *kv, float *probs, int B, int Sq, int n_head, int n_kv,
+                       int hd, float scale_div, int window) {
     const float fmin = -FLT_MAX;
-    int group = n_head / n_kv;
+    const int group = n_head / n_kv, Sk = kv->n, off = kv->off;
 /* a thread team only pays off for big batches: small calls stay on one thread */
-#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * Sq * Sk * hd > (1 << 21))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < n_head; h++) {
-            const float *qb = q + (int64_t)b * S * ldq + (int64_t)h * hd;
-            const float *kb = k + (int64_t)b * S * ldk + (int64_t)(h / group) * hd;
-            float *P = probs + ((int64_t)b * n_head + h) * S * S;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, hd, 1.0f, qb, ldq, kb, ldk, 0.0f, P, S);
-            const uint8_t *m = mask ? mask + (int64_t)b * S : NULL;
-            for (int i = 0; i < S; i++) {
-                float *row = P + (int64_t)i * S;
+            const float *qb = q + (int64_t)b * Sq * ldq + (int64_t)h * hd;
+            const float *kb = kv->k + (int64_t)b * kv->bstride + (int64_t)(h / group) * hd;
+            float *P = probs + ((int64_t)b * n_head + h) * Sq * Sk;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Sq, Sk, hd, 1.0f, qb, ldq, kb, kv->ld, 0.0f, P, Sk);
+            const uint8_t *m = kv->mask ? kv->mask + (int64_t)b * kv->ldm : NULL;
+            for (int i = 0; i < Sq; i++) {
+                float *row = P + (int64_t)i * Sk;
+                const int qi = off + i; /* the query's own key index */
                 float mx = -INFINITY;
-                for (int j = 0; j < S; j++) {
-                    int allowed = j <= i && (window <= 0 || i - j < window);
+                for (int j = 0; j < Sk; j++) {
+                    int allowed = j <= qi && (window <= 0 || qi - j < window);
                     float s = allowed ? row[j] / scale_div : fmin;
                     if (m && !m[j]) s += fmin; /* float32: fmin + fmin = -inf, as in torch */
                     row[j] = s;
                     if (s > mx) mx = s;
                 }
                 float sum = 0;
-                for (int j = 0; j < S; j++) {
+                for (int j = 0; j < Sk; j++) {
                     float e = expf(row[j] - mx);
                     row[j] = e;
                     sum += e;
                 }
                 float inv = 1.0f / sum;
-                for (int j = 0; j < S; j++) row[j] *= inv;
+                for (int j = 0; j < Sk; j++) row[j] *= inv;
             }
         }
     }
 }
 
-void vk_attn_values(const float *probs, const float *v, int ldv, float *out, int ldo, int B, int S,
-                    int n_head, int n_kv, int hd) {
-    int group = n_head / n_kv;
-/* a thread team only pays off for big batches: small calls stay on one thread */
-#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
+void vk_attn_values_kv(const float *probs, const vk_kv *kv, float *out, int ldo, int B, int Sq, int n_head, int n_kv,
+                       int hd) {
+    const int group = n_head / n_kv, Sk = kv->n;
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * Sq * Sk * hd > (1 << 21))
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < n_head; h++) {
-            const float *P = probs + ((int64_t)b * n_head + h) * S * S;
-            const float *vb = v + (int64_t)b * S * ldv + (int64_t)(h / group) * hd;
-            float *ob = out + (int64_t)b * S * ldo + (int64_t)h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, hd, S, 1.0f, P, S, vb, ldv, 0.0f, ob, ldo);
+            const float *P = probs + ((int64_t)b * n_head + h) * Sq * Sk;
+            const float *vb = kv->v + (int64_t)b * kv->bstride + (int64_t)(h / group) * hd;
+            float *ob = out + (int64_t)b * Sq * ldo + (int64_t)h * hd;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Sq, hd, Sk, 1.0f, P, Sk, vb, kv->ld, 0.0f, ob, ldo);
         }
     }
+}
+
+void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *probs, int B, int S,
+                    int n_head, int n_kv, int hd, float scale_div, const uint8_t *mask, int window) {
+    vk_kv kv = {k, NULL, ldk, (int64_t)S * ldk, S, 0, mask, S};
+    vk_attn_scores_kv(q, ldq, &kv, probs, B, S, n_head, n_kv, hd, scale_div, window);
+}
+
+void vk_attn_values(const float *probs, const float *v, int ldv, float *out, int ldo, int B, int S,
+                    int n_head, int n_kv, int hd) {
+    vk_kv kv = {NULL, v, ldv, (int64_t)S * ldv, S, 0, NULL, S};
+    vk_attn_values_kv(probs, &kv, out, ldo, B, S, n_head, n_kv, hd);
 }

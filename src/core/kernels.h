@@ -40,4 +40,24 @@ void vk_attn_scores(const float *q, int ldq, const float *k, int ldk, float *pro
 void vk_attn_values(const float *probs, const float *v, int ldv, float *out, int ldo, int B, int S,
                     int n_head, int n_kv, int hd);
 
+/* The keys and values one attention call reads: the pass's own (n = Sq, off = 0), or a
+ * KV cache's first n rows per example, of which the pass's Sq queries are the last
+ * (query i sits at key index off + i, off = n - Sq). Example b's key j is row
+ * k + b * bstride + j * ld (likewise v); mask (NULL = all ones) is example b's key j at
+ * mask[b * ldm + j]. */
+typedef struct vk_kv {
+    const float *k, *v;
+    int ld;
+    int64_t bstride;
+    int n, off;
+    const uint8_t *mask;
+    int ldm;
+} vk_kv;
+
+/* vk_attn_scores / vk_attn_values over a vk_kv: probs is [B, H, Sq, kv->n]. */
+void vk_attn_scores_kv(const float *q, int ldq, const vk_kv *kv, float *probs, int B, int Sq, int n_head, int n_kv,
+                       int hd, float scale_div, int window);
+void vk_attn_values_kv(const float *probs, const vk_kv *kv, float *out, int ldo, int B, int Sq, int n_head, int n_kv,
+                       int hd);
+
 #endif

@@ -68,12 +68,12 @@ typedef struct vene_slot {
     int ss_present;
     int getter_fired;
     int setter_calls;
-    int gen_prompt_done;
     /* reverse mode (iv_backprop.c): the block and source the setter saw, and the gradient
      * of the gathered source block (IIT), all owned, per call */
     vene_tensor bw_x, bw_src;
     int bw_saved;
     float *bw_dcache;
+    vene_schedule sched;     /* vene_intervenable_set_schedule (owned list and rows copies) */
     vene_tensor *coll;       /* Collect results of this call, one per hook call (owned) */
     int n_coll, cap_coll;
     struct vene_intervenable *owner;
@@ -94,13 +94,17 @@ struct vene_intervenable {
     vene_tensor *hot_t;
     int n_links;
     int getters_pending;
-    /* generation gating */
+    /* generation gating (spec §10): set by generate.c around each pass */
     int gen_mode, gen_intervene_on_prompt;
     /* reverse mode: VENE_GRAD_*; with VENE_GRAD_MODEL every source group runs in its own
      * run state (src_rs[g], sharing rs's weight gradients) and is not stopped early */
     int grad_mode;
     vene_run **src_rs;
     int bw_pending;
+    int gen_step;            /* 0 = prompt pass, t = t-th decoding step */
+    const int32_t *gen_ids;  /* rows' tokens so far: row b at gen_ids + b * gen_ld, gen_len of them */
+    int gen_ld, gen_len;
+    uint8_t *row_on;         /* scratch: rows a setter acts on (batch size of the call) */
     /* parsed subspaces storage */
     int *ss_store;
     uint64_t seed;
@@ -108,11 +112,30 @@ struct vene_intervenable {
 
 int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_intervenable **out, vene_error *err);
 
-/* generate.c: greedy decoding of tmpl->base (batch 1) with the call's sources and constant
- * sources; plain = no interventions. *out (B = 1 row of *n_out ids, prompt included) is
- * released with free(). */
-int vene_generate_greedy(vene_intervenable *iv, const vene_call *tmpl, const cJSON *ul, int intervene_on_prompt, int plain,
-                         int max_total, int eos, int64_t **out, int *n_out, vene_error *err);
+/* intervenable.c: a call in two halves. vene_iv_prepare parses the call, runs the original
+ * pass (when run_original) and the source passes, and leaves the setters registered on
+ * iv->rs for the base passes that follow; vene_iv_take_collected then moves the Collect
+ * results of those passes into iv->collected. */
+int vene_iv_prepare(vene_intervenable *iv, const vene_call *call, int run_original, vene_error *err);
+int vene_iv_take_collected(vene_intervenable *iv, vene_error *err);
+
+/* experiment.c, for `vene generate --experiment`: an experiment file's interventions,
+ * sources and constant sources on model_dir's model, generating from `prompt` (one text)
+ * with `params` (intervene_on_prompt comes from the file's "generate" object, false when
+ * absent; eos_token_id is the model's, or none with no_eos); compare = also decode the
+ * original continuation. Writes no result file. */
+typedef struct vene_exp_gen {
+    const char *model_dir;
+    const char *prompt;
+    const vene_gen_params *params;
+    int compare, no_eos;
+} vene_exp_gen;
+int vene_experiment_generate(const char *path, const vene_exp_gen *g, vene_error *err);
+
+/* schedule.c: how many rows of a B-row block slot s acts on in the current pass, with
+ * on[b] set for each (pyvene's generation gating, then the slot's schedule). */
+int vene_slot_rows(const vene_slot *s, int B, uint8_t *on);
+void vene_schedule_clear(vene_schedule *s);
 
 /* iv_backprop.c */
 int vene_slot_save_for_backward(vene_slot *s, const vene_tensor *x, const vene_tensor *src, vene_error *err);

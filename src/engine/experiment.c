@@ -284,59 +284,84 @@ static void print_top(const char *label, const vene_tensor *logits, vene_tokeniz
     fputc('\n', stderr);
 }
 
-/* run "generate" (contract §8.3): greedy decoding, unintervened and intervened. */
-static int run_generate(exp_ctx *x, const vene_call *call, const cJSON *ulj, const char *out_path, int quiet,
+/* run "generate" (contract §8.3): greedy decoding, unintervened and intervened; or the
+ * command line's generation (g non-NULL: its parameters and callback, no result file). */
+static int run_generate(exp_ctx *x, const vene_call *call, const char *out_path, int quiet, const vene_exp_gen *g,
                         vene_error *err) {
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(x->j, "generate");
-    if (!cJSON_IsObject(g)) return vene_errorf(err, VENE_ERR_ARG, "generate: expected an object for run \"generate\"");
-    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(g, "max_length");
-    const cJSON *mn = cJSON_GetObjectItemCaseSensitive(g, "max_new_tokens");
-    const cJSON *iop = cJSON_GetObjectItemCaseSensitive(g, "intervene_on_prompt");
-    for (const cJSON *c = g->child; c; c = c->next)
+    const cJSON *gj = cJSON_GetObjectItemCaseSensitive(x->j, "generate");
+    if (!g && !cJSON_IsObject(gj)) return vene_errorf(err, VENE_ERR_ARG, "generate: expected an object for run \"generate\"");
+    const cJSON *ml = cJSON_GetObjectItemCaseSensitive(gj, "max_length");
+    const cJSON *mn = cJSON_GetObjectItemCaseSensitive(gj, "max_new_tokens");
+    const cJSON *iop = cJSON_GetObjectItemCaseSensitive(gj, "intervene_on_prompt");
+    for (const cJSON *c = cJSON_IsObject(gj) ? gj->child : NULL; c; c = c->next)
         if (strcmp(c->string, "max_length") && strcmp(c->string, "max_new_tokens") && strcmp(c->string, "intervene_on_prompt"))
             return vene_errorf(err, VENE_ERR_ARG, "generate: unknown key \"%s\"", c->string);
-    int P = call->base->seq, total;
-    if (cJSON_IsNumber(ml) && ml->valuedouble >= 1 && ml->valuedouble <= 1e6) total = (int)ml->valuedouble;
-    else if (cJSON_IsNumber(mn) && mn->valuedouble >= 0 && mn->valuedouble <= 1e6) total = P + (int)mn->valuedouble;
+    vene_gen_params p;
+    vene_gen_params_init(&p, x->m);
+    int P = call->base->seq;
+    if (g) {
+        int eos = g->no_eos ? -1 : p.eos_token_id;
+        p = *g->params;
+        p.eos_token_id = eos;
+    }
+    else if (cJSON_IsNumber(ml) && ml->valuedouble >= 1 && ml->valuedouble <= 1e6) p.max_new_tokens = (int)ml->valuedouble - P;
+    else if (cJSON_IsNumber(mn) && mn->valuedouble >= 0 && mn->valuedouble <= 1e6) p.max_new_tokens = (int)mn->valuedouble;
     else return vene_errorf(err, VENE_ERR_ARG, "generate: needs max_length or max_new_tokens (a positive integer)");
     if (iop && !cJSON_IsBool(iop)) return vene_errorf(err, VENE_ERR_ARG, "generate.intervene_on_prompt: expected true or false");
-    int on_prompt = cJSON_IsTrue(iop);
-    int eos = vene_config_int_opt(x->m->config, "eos_token_id", -1);
-    int64_t *ids[2] = {NULL, NULL};
-    int n[2] = {0, 0}, rc = VENE_OK;
-    for (int w = 0; w < 2 && !rc; w++)
-        rc = vene_generate_greedy(x->iv, call, ulj, on_prompt, w == 0, total, eos, &ids[w], &n[w], err);
-    st_writer *wr = rc ? NULL : st_writer_new();
-    if (!rc && !wr) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    p.intervene_on_prompt = cJSON_IsTrue(iop);
+    if (!g) { /* max_length is capped by the model's positions; nothing to generate is no error */
+        if (P + p.max_new_tokens > x->m->n_ctx) p.max_new_tokens = x->m->n_ctx - P;
+        if (p.max_new_tokens <= 0) {
+            p.max_new_tokens = 0;
+            p.max_length = P;
+        }
+    }
+    vene_call c = *call;
+    c.output_original = g ? g->compare : 1;
+    vene_gen_output res[2];
+    int rc = vene_intervenable_generate(x->iv, &c, &p, res, err);
+    if (rc || g) {
+        vene_gen_output_free(&res[0]);
+        vene_gen_output_free(&res[1]);
+        return rc;
+    }
+    st_writer *wr = st_writer_new();
+    if (!wr) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(x->j, "outputs"), *o;
+    int64_t *ids64 = NULL;
     cJSON_ArrayForEach(o, outputs) {
         if (rc) break;
-        int w = !strcmp(o->valuestring, "generated.intervened");
-        int64_t shape[2] = {1, n[w]};
-        rc = st_writer_add(wr, o->valuestring, ST_I64, 2, shape, ids[w], err);
+        const vene_gen_output *r = &res[!strcmp(o->valuestring, "generated.intervened")];
+        int64_t shape[2] = {r->batch, r->len}, n = shape[0] * shape[1];
+        int64_t *tmp = realloc(ids64, sizeof(int64_t) * (size_t)(n ? n : 1));
+        if (!tmp) {
+            rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+            break;
+        }
+        ids64 = tmp;
+        for (int64_t i = 0; i < n; i++) ids64[i] = r->ids[i];
+        rc = st_writer_add(wr, o->valuestring, ST_I64, 2, shape, ids64, err);
     }
     if (!rc) rc = st_writer_save(wr, out_path, err);
     st_writer_free(wr);
+    free(ids64);
     if (!rc && !quiet) {
         if (!x->tok) vene_tokenizer_load(x->m->dir, &x->tok, NULL);
         for (int w = 0; w < 2; w++) {
             fprintf(stderr, "%-11s", w ? "intervened" : "original");
-            for (int i = 0; i < n[w] && x->tok; i++) {
-                int32_t id = (int32_t)ids[w][i];
-                char *p = NULL;
-                size_t len = 0;
-                if (vene_detokenize(x->tok, &id, 1, &p, &len, NULL) == VENE_OK) fputs(p, stderr);
-                vene_free(p);
-            }
+            char *text = NULL;
+            size_t len = 0;
+            if (x->tok && vene_detokenize(x->tok, res[w].ids, (size_t)res[w].len, &text, &len, NULL) == VENE_OK) fputs(text, stderr);
+            vene_free(text);
             fputc('\n', stderr);
         }
     }
-    free(ids[0]);
-    free(ids[1]);
+    vene_gen_output_free(&res[0]);
+    vene_gen_output_free(&res[1]);
     return rc;
 }
 
-int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_error *err) {
+static int experiment_exec(const char *path, const char *out_path, int quiet, const vene_exp_gen *g, vene_error *err) {
     exp_ctx x;
     memset(&x, 0, sizeof x);
     x.path = path;
@@ -372,13 +397,14 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     if (cls && !cJSON_IsNull(cls) && !cJSON_IsString(cls)) { rc = vene_errorf(err, VENE_ERR_ARG, "model_class: expected a string or null"); goto out; }
     if (!cJSON_IsString(run)) { rc = vene_errorf(err, VENE_ERR_ARG, "run: expected \"forward\", \"backward\" or \"generate\""); goto out; }
     if (!cJSON_IsArray(outputs)) { rc = vene_errorf(err, VENE_ERR_ARG, "outputs: expected a list of output names"); goto out; }
-    int generate = !strcmp(run->valuestring, "generate"), backward = !strcmp(run->valuestring, "backward");
+    int generate = g || !strcmp(run->valuestring, "generate"), backward = !g && !strcmp(run->valuestring, "backward");
     if (strcmp(run->valuestring, "forward") && !generate && !backward) {
         rc = vene_errorf(err, VENE_ERR_ARG, "run: unknown run kind \"%s\"", run->valuestring);
         goto out;
     }
     char mpath[8192];
-    if (model->valuestring[0] == '/') snprintf(mpath, sizeof mpath, "%s", model->valuestring);
+    if (g && g->model_dir) snprintf(mpath, sizeof mpath, "%s", g->model_dir);
+    else if (model->valuestring[0] == '/') snprintf(mpath, sizeof mpath, "%s", model->valuestring);
     else snprintf(mpath, sizeof mpath, "%s/%s", x.dir, model->valuestring);
     if ((rc = vene_model_load(mpath, cJSON_IsString(cls) ? cls->valuestring : NULL, &x.m, err))) {
         vene_error_prefix(err, "model");
@@ -397,7 +423,11 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     }
     if (cJSON_IsNumber(seed)) vene_intervenable_set_seed(x.iv, (uint64_t)seed->valuedouble);
     if ((rc = load_params(&x, err)) || (rc = load_sources_reps(&x, err))) goto out;
-    if ((rc = parse_input(&x, cJSON_GetObjectItemCaseSensitive(x.j, "base"), &x.base, "base", err))) goto out;
+    cJSON *prompt = g ? cJSON_CreateObject() : NULL; /* the command line's prompt replaces "base" */
+    if (prompt) cJSON_AddItemToObject(prompt, "text", cJSON_CreateStringArray(&g->prompt, 1));
+    rc = parse_input(&x, prompt ? prompt : cJSON_GetObjectItemCaseSensitive(x.j, "base"), &x.base, "base", err);
+    cJSON_Delete(prompt);
+    if (rc) goto out;
     const cJSON *srcs = cJSON_GetObjectItemCaseSensitive(x.j, "sources");
     const vene_batch **sb = NULL;
     if (srcs && !cJSON_IsNull(srcs)) {
@@ -417,7 +447,7 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     }
     int want_orig = 0;
     int i = 0;
-    for (const cJSON *o = outputs->child; o; o = o->next, i++) {
+    for (const cJSON *o = g ? NULL : outputs->child; o; o = o->next, i++) {
         if (!cJSON_IsString(o) || !known_output(o->valuestring, generate)) {
             rc = vene_errorf(err, VENE_ERR_ARG, "outputs[%d]: unknown output \"%s\"", i, cJSON_IsString(o) ? o->valuestring : "?");
             free(sb);
@@ -439,7 +469,7 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     vene_call call = {.base = &x.base.b, .sources = sb, .n_sources = x.n_srcs, .unit_locations = ul, .subspaces = ss,
                       .source_reps = x.rep_ptrs, .output_original = want_orig || (!quiet && x.m->has_lm_head && !generate)};
     if (generate) {
-        rc = run_generate(&x, &call, ulj, out_path, quiet, err);
+        rc = run_generate(&x, &call, out_path, quiet, g, err);
         free(ul);
         free(ss);
         free(sb);
@@ -486,4 +516,13 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
 out:
     ctx_free(&x);
     return rc;
+}
+
+int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_error *err) {
+    return experiment_exec(path, out_path, quiet, NULL, err);
+}
+
+int vene_experiment_generate(const char *path, const vene_exp_gen *g, vene_error *err) {
+    if (!g || !g->prompt || !g->params) return vene_errorf(err, VENE_ERR_ARG, "generate: prompt and parameters are required");
+    return experiment_exec(path, NULL, 1, g, err);
 }

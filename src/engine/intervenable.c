@@ -228,12 +228,14 @@ void vene_intervenable_free(vene_intervenable *iv) {
             free((void *)s->ss.row_offsets);
             free((void *)s->ss.ids);
             free(s->coll);
+            vene_schedule_clear(&s->sched);
             if (s->r_parsed) vene_repr_free(&s->r);
         }
     }
     free_outputs(iv);
     free(iv->collected);
     free(iv->hot_t);
+    free(iv->row_on);
     free(iv->slots);
     vene_intervenable_free_grad(iv);
     vene_run_free(iv->rs);
@@ -393,12 +395,25 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
     vene_slot *s = user;
     if (s->where.unit == VENE_UNIT_T) return t_setter(s, where->call, t, err);
     vene_intervenable *iv = s->owner;
+    const int B = (int)t->shape[0];
+    const int n_on = vene_slot_rows(s, B, iv->row_on); /* generation gating and schedule */
+    if (n_on == 0) return VENE_OK;
     char who[400];
     snprintf(who, sizeof who, "unit_locations, base side of representations[%d] (%s)", s->index, s->key);
     vene_tensor x = {0}, col = {0};
     int rc = vene_gather(&s->where, &s->base_loc, t, &x, who, err);
     if (rc) return rc;
     const vene_tensor gathered = x; /* a callback may not change the block's shape */
+    float *kept = NULL; /* rows the schedule leaves alone are put back after the intervention */
+    const size_t row_n = (size_t)(vene_tensor_numel(&x) / B);
+    if (n_on < B) {
+        kept = malloc(sizeof(float) * row_n * (size_t)B);
+        if (!kept) {
+            free(x.data);
+            return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        }
+        memcpy(kept, x.data, sizeof(float) * row_n * (size_t)B);
+    }
     int link = s->r.link_key;
     if (link >= 0 && iv->hot_t[link].data) {
         /* a linked site reads the link's hot activation instead of its own (spec §9.5) */
@@ -427,6 +442,11 @@ static int setter_hook(void *user, const vene_hook_call *where, vene_tensor *t, 
         rc = vene_iv_apply(s->iv, &x, src, s->ss_present ? &s->ss : NULL,
                            s->iv->type == VENE_IV_COLLECT ? &col : NULL, err);
     }
+    if (kept && !rc && x.data == gathered.data) {
+        for (int b = 0; b < B; b++)
+            if (!iv->row_on[b]) memcpy(x.data + (size_t)b * row_n, kept + (size_t)b * row_n, sizeof(float) * row_n);
+    }
+    free(kept);
     if (rc) {
         free(x.data);
         vene_error_prefix(err, "representations[%d] (%s)%s", s->index, s->key, s->ss_present ? " with its subspaces" : "");
@@ -503,7 +523,7 @@ static int run_source(vene_intervenable *iv, vene_run *rs, const vene_batch *src
     return rc;
 }
 
-int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err) {
+int vene_iv_prepare(vene_intervenable *iv, const vene_call *call, int run_original, vene_error *err) {
     free_call_state(iv);
     free_outputs(iv);
     if (!call || !call->base) return vene_errorf(err, VENE_ERR_ARG, "no base input");
@@ -533,6 +553,12 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         goto done;
     }
     if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err))) goto done;
+    uint8_t *on = realloc(iv->row_on, (size_t)B);
+    if (!on) {
+        rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        goto done;
+    }
+    iv->row_on = on;
     for (int i = 0; i < iv->n; i++) {
         const vene_tensor *c = call->source_reps ? call->source_reps[i] : NULL;
         iv->slots[i].const_src = c ? c->data : NULL;
@@ -550,7 +576,7 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
     }
     vene_run_clear_hooks(iv->rs);
     vene_run_set_logit_positions(iv->rs, call->logit_positions);
-    if (call->output_original) {
+    if (run_original) {
         if ((rc = vene_forward(iv->rs, base, err)) || (rc = keep_outputs(iv, 0, err))) goto done;
     }
     if (!iv->serial) {
@@ -593,22 +619,27 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         for (int i = 0; i < iv->n && !rc; i++)
             if (iv->slots[i].group == prev || (prev < 0 && slot_is_constant(&iv->slots[i]))) rc = add_setter(iv, &iv->slots[i], err);
     }
-    if (rc) goto done;
-    vene_run_set_logit_positions(iv->rs, call->logit_positions);
-    rc = vene_forward(iv->rs, base, err); /* logit positions stay set: a backward reads them */
-    vene_run_clear_hooks(iv->rs);
-    if (rc) goto done;
-    if ((rc = keep_outputs(iv, 1, err))) goto done;
-    /* collected tensors in representation order, one per hook call (spec §9.7) */
-    for (int i = 0; i < iv->n && !rc; i++) {
+done:
+    if (rc) vene_run_clear_hooks(iv->rs);
+    cJSON_Delete(ul);
+    cJSON_Delete(ssj);
+    free(src);
+    return rc;
+}
+
+/* collected tensors in representation order, one per hook call (spec §9.7) */
+int vene_iv_take_collected(vene_intervenable *iv, vene_error *err) {
+    for (int i = 0; i < iv->n; i++) {
         vene_slot *s = &iv->slots[i];
         for (int k = 0; k < s->n_coll; k++) {
             if (iv->n_collected == iv->cap_collected) {
                 int cap = iv->cap_collected ? 2 * iv->cap_collected : 4;
                 vene_tensor *p = realloc(iv->collected, sizeof *p * (size_t)cap);
                 if (!p) {
-                    rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-                    break;
+                    /* what was not moved stays with the slot and is freed with it */
+                    memmove(s->coll, s->coll + k, sizeof *s->coll * (size_t)(s->n_coll - k));
+                    s->n_coll -= k;
+                    return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
                 }
                 iv->collected = p;
                 iv->cap_collected = cap;
@@ -617,10 +648,17 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         }
         s->n_coll = 0; /* ownership moved */
     }
-done:
-    cJSON_Delete(ul);
-    cJSON_Delete(ssj);
-    free(src);
+    return VENE_OK;
+}
+
+int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err) {
+    int rc = vene_iv_prepare(iv, call, call && call->output_original, err);
+    if (rc) return rc;
+    vene_run_set_logit_positions(iv->rs, call->logit_positions);
+    rc = vene_forward(iv->rs, call->base, err); /* logit positions stay set: a backward reads them */
+    vene_run_clear_hooks(iv->rs);
+    if (!rc) rc = keep_outputs(iv, 1, err);
+    if (!rc) rc = vene_iv_take_collected(iv, err);
     return rc;
 }
 

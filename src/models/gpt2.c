@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/kernels.h"
 #include "models/gpt2_internal.h"
+#include "models/kv_cache.h"
 
 static const vene_site_def gpt2_sites[S_COUNT] = {
     [S_WTE_OUT] = {"wte", 0, 0, "B x S x D"},
@@ -211,14 +212,14 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
     const gpt2_weights *w = m->impl;
     const int B = in->batch, S = in->seq, T = B * S, D = m->d_model, F = m->d_ff, H = m->n_head;
-    const int hd = m->head_dim;
+    const int hd = m->head_dim, Sk = S + vene_kv_past(rs); /* keys: cached positions + this pass's */
     float *emb, *pos, *x, *a, *qkv, *probs, *merged, *proj, *x2, *b2, *fc, *act, *mout;
     VENE_ALLOC(emb, (size_t)T * D);
     VENE_ALLOC(pos, (size_t)T * D);
     VENE_ALLOC(x, (size_t)T * D);
     VENE_ALLOC(a, (size_t)T * D);
     VENE_ALLOC(qkv, (size_t)T * 3 * D);
-    VENE_ALLOC(probs, (size_t)B * H * S * S);
+    VENE_ALLOC(probs, (size_t)B * H * S * Sk);
     VENE_ALLOC(merged, (size_t)T * D);
     VENE_ALLOC(proj, (size_t)T * D);
     VENE_ALLOC(x2, (size_t)T * D);
@@ -228,7 +229,7 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_ALLOC(mout, (size_t)T * D);
     vene_tensor tE = vene_tensor_3d(emb, B, S, D), tP = vene_tensor_3d(pos, B, S, D);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tA = vene_tensor_3d(a, B, S, D);
-    vene_tensor tQKV = vene_tensor_3d(qkv, B, S, 3 * D), tPr = vene_tensor_4d(probs, B, H, S, S);
+    vene_tensor tQKV = vene_tensor_3d(qkv, B, S, 3 * D), tPr = vene_tensor_4d(probs, B, H, S, Sk);
     vene_tensor tM = vene_tensor_3d(merged, B, S, D), tPj = vene_tensor_3d(proj, B, S, D);
     vene_tensor tX2 = vene_tensor_3d(x2, B, S, D), tB2 = vene_tensor_3d(b2, B, S, D);
     vene_tensor tFC = vene_tensor_3d(fc, B, S, F), tAct = vene_tensor_3d(act, B, S, F);
@@ -278,15 +279,17 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_CATTN_IN, l, &tA, err);
         vk_linear_in_out(a, L->attn_w, L->attn_b, qkv, T, D, 3 * D);
         VENE_FIRE(rs, S_CATTN_OUT, l, &tQKV, err);
-        vk_attn_scores(qkv, 3 * D, qkv + D, 3 * D, probs, B, S, H, H, hd, scale_div, in->attn_mask, 0);
+        vk_kv kv; /* this pass's keys and values, or the KV cache they were appended to */
+        vene_kv_layer(rs, l, qkv + D, qkv + 2 * D, 3 * D, in->attn_mask, B, S, &kv);
+        vk_attn_scores_kv(qkv, 3 * D, &kv, probs, B, S, H, H, hd, scale_div, 0);
         float *probs_sm = probs;
         if (sv && (rs->site_hooked[S_ADROP_IN] || rs->site_hooked[S_ADROP_OUT])) {
-            VENE_ALLOC(probs_sm, (size_t)B * H * S * S);
-            memcpy(probs_sm, probs, sizeof(float) * (size_t)B * H * S * S);
+            VENE_ALLOC(probs_sm, (size_t)B * H * S * Sk);
+            memcpy(probs_sm, probs, sizeof(float) * (size_t)B * H * S * Sk);
         }
         VENE_FIRE(rs, S_ADROP_IN, l, &tPr, err);
         VENE_FIRE(rs, S_ADROP_OUT, l, &tPr, err);
-        vk_attn_values(probs, qkv + 2 * D, 3 * D, merged, D, B, S, H, H, hd);
+        vk_attn_values_kv(probs, &kv, merged, D, B, S, H, H, hd);
         VENE_FIRE(rs, S_CPROJ_IN, l, &tM, err);
         vk_linear_in_out(merged, L->proj_w, L->proj_b, proj, T, D, D);
         VENE_FIRE(rs, S_CPROJ_OUT, l, &tPj, err);
@@ -344,4 +347,5 @@ const vene_arch vene_arch_gpt2 = {
     .component_width = gpt2_component_width,
     .grad_bytes = gpt2_grad_bytes,
     .backward = gpt2_backward,
+    .kv_cached = 1,
 };

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
+#include "models/kv_cache.h"
 #include "models/model.h"
 
 enum {
@@ -289,7 +290,7 @@ static int neo_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
     const neo_weights *w = m->impl;
     const int B = in->batch, S = in->seq, T = B * S, D = m->d_model, F = m->d_ff, H = m->n_head;
-    const int hd = m->head_dim;
+    const int hd = m->head_dim, Sk = S + vene_kv_past(rs); /* keys: cached positions + this pass's */
     float *emb, *pos, *x, *a, *q, *k, *v, *probs, *merged, *proj, *x2, *b2, *fc, *act, *mout;
     VENE_ALLOC(emb, (size_t)T * D);
     VENE_ALLOC(pos, (size_t)T * D);
@@ -298,7 +299,7 @@ static int neo_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_ALLOC(q, (size_t)T * D);
     VENE_ALLOC(k, (size_t)T * D);
     VENE_ALLOC(v, (size_t)T * D);
-    VENE_ALLOC(probs, (size_t)B * H * S * S);
+    VENE_ALLOC(probs, (size_t)B * H * S * Sk);
     VENE_ALLOC(merged, (size_t)T * D);
     VENE_ALLOC(proj, (size_t)T * D);
     VENE_ALLOC(x2, (size_t)T * D);
@@ -309,7 +310,7 @@ static int neo_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     vene_tensor tE = vene_tensor_3d(emb, B, S, D), tP = vene_tensor_3d(pos, B, S, D);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tA = vene_tensor_3d(a, B, S, D);
     vene_tensor tQ = vene_tensor_3d(q, B, S, D), tK = vene_tensor_3d(k, B, S, D), tV = vene_tensor_3d(v, B, S, D);
-    vene_tensor tPr = vene_tensor_4d(probs, B, H, S, S);
+    vene_tensor tPr = vene_tensor_4d(probs, B, H, S, Sk);
     vene_tensor tM = vene_tensor_3d(merged, B, S, D), tPj = vene_tensor_3d(proj, B, S, D);
     vene_tensor tX2 = vene_tensor_3d(x2, B, S, D), tB2 = vene_tensor_3d(b2, B, S, D);
     vene_tensor tFC = vene_tensor_3d(fc, B, S, F), tAct = vene_tensor_3d(act, B, S, F);
@@ -354,10 +355,12 @@ static int neo_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
          * min + min = -inf where the kernel (GPT-2's 2-D padding mask) gives min. The
          * two differ only in a query row whose visible keys are all padding (left
          * padding), where HF spreads attention over past keys and the kernel over all. */
-        vk_attn_scores(q, D, k, D, probs, B, S, H, H, hd, 1.0f, in->attn_mask, L->window);
+        vk_kv kv; /* this pass's keys and values, or the KV cache they were appended to */
+        vene_kv_layer(rs, l, k, v, D, in->attn_mask, B, S, &kv);
+        vk_attn_scores_kv(q, D, &kv, probs, B, S, H, H, hd, 1.0f, L->window);
         VENE_FIRE(rs, S_ADROP_IN, l, &tPr, err);
         VENE_FIRE(rs, S_ADROP_OUT, l, &tPr, err);
-        vk_attn_values(probs, v, D, merged, D, B, S, H, H, hd);
+        vk_attn_values_kv(probs, &kv, merged, D, B, S, H, H, hd);
         VENE_FIRE(rs, S_OPROJ_IN, l, &tM, err);
         vk_linear_out_in(merged, L->o_w, L->o_b, proj, T, D, D);
         VENE_FIRE(rs, S_OPROJ_OUT, l, &tPj, err);
@@ -407,4 +410,5 @@ const vene_arch vene_arch_gptneo = {
     .forward = neo_forward,
     .site_shape = neo_site_shape,
     .component_width = neo_component_width,
+    .kv_cached = 1,
 };

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
+#include "models/kv_cache.h"
 
 static char *read_text_file(const char *path, size_t *len, vene_error *err) {
     FILE *f = fopen(path, "rb");
@@ -405,17 +406,22 @@ int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
                 return vene_errorf(err, VENE_ERR_RANGE, "position id %d at [%lld, %lld] out of range (%d positions)",
                                    b->positions[i], (long long)(i / b->seq), (long long)(i % b->seq), m->n_ctx);
     }
-    size_t need = m->arch->run_bytes(m, b->batch, b->seq);
+    size_t kv_extra = 0;
+    int rc = vene_kv_begin(rs, b, &kv_extra, err);
+    if (rc) return rc;
+    size_t need = m->arch->run_bytes(m, b->batch, b->seq) + kv_extra;
     if (rs->grad_mode) need += m->arch->grad_bytes(m, b->batch, b->seq);
     rs->saved = NULL;
-    int rc = vene_arena_reserve(&rs->arena, need, err);
+    rc = vene_arena_reserve(&rs->arena, need, err);
     if (rc) return rc;
     vene_arena_reset(&rs->arena);
     memset(rs->call_count, 0, sizeof(int) * (size_t)m->arch->n_sites * (size_t)(m->n_layer + 1));
     rs->B = b->batch;
     rs->S = b->seq;
     rs->has_logits = 0;
-    return m->arch->forward(rs, b, err);
+    rc = m->arch->forward(rs, b, err);
+    if (rc == VENE_OK) vene_kv_commit(rs, b->seq);
+    return rc;
 }
 
 const vene_tensor *vene_run_logits(const vene_run *rs) { return rs->has_logits ? &rs->logits : NULL; }

@@ -93,6 +93,8 @@ struct vene_arch {
     /* Constant data of the architecture: a family member's variant (llama.c), or the
      * registry entry of an architecture registered through the public API. */
     const void *data;
+    /* The forward honours an attached KV cache (models/kv_cache.h). */
+    int kv_cached;
 };
 
 /* Registry of built-in architectures (read-only). */
@@ -136,6 +138,7 @@ struct vene_run {
     vene_tensor logits, last_hidden;
     int has_logits;
     const int *logit_pos;      /* vene_run_set_logit_positions: B positions or NULL */
+    struct vene_kv_cache *kv;  /* attached KV cache (borrowed, models/kv_cache.h), NULL = none */
 };
 
 /* Backward hooks of (site, layer) on the gradient g, latest registration first. */

@@ -164,6 +164,10 @@ int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int sit
         memset((ptr), 0, sizeof(float) * (size_t)(n));                                                 \
     } while (0)
 
+/* Inside forwards in gradient mode: *out = buf, or, when `copy` (a later hook could edit
+ * buf in place before the backward reads it), a copy of its n floats from the run arena. */
+int vene_run_keep(vene_run *rs, const float *buf, size_t n, int copy, const float **out, vene_error *err);
+
 /* Fire the hooks of (site, layer) on t. */
 int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err);
 

@@ -35,6 +35,16 @@ int vene_run_set_grad(vene_run *rs, int mode, vene_error *err) {
     return VENE_OK;
 }
 
+int vene_run_keep(vene_run *rs, const float *buf, size_t n, int copy, const float **out, vene_error *err) {
+    *out = buf;
+    if (!copy) return VENE_OK;
+    float *c;
+    VENE_ALLOC(c, n);
+    memcpy(c, buf, sizeof(float) * n);
+    *out = c;
+    return VENE_OK;
+}
+
 int vene_run_share_grads(vene_run *rs, vene_run *owner, vene_error *err) {
     if (rs->m != owner->m || owner->grad_mode != VENE_GRAD_MODEL || !owner->param_grads)
         return vene_errorf(err, VENE_ERR_STATE, "vene_run_share_grads: the owner must be a run of the same model with weight gradients on");

@@ -81,6 +81,8 @@ static int mlp_backward(vene_run *rs, int l, llama_grads *g, vene_error *err) {
     vene_tensor tgate = vene_tensor_3d(g->dgate, B, S, F), tb2 = vene_tensor_3d(g->db2, B, S, D);
     vene_tensor tx2 = vene_tensor_3d(g->dx2, B, S, D);
 
+    vene_tensor tx = vene_tensor_3d(g->dx, B, S, D);
+    VENE_FIRE_BACK(rs, S_L_OUT, l, &tx, err);
     /* x_out = x2 + mout */
     memcpy(g->dmout, g->dx, TD * sizeof(float));
     memcpy(g->dx2, g->dx, TD * sizeof(float));

@@ -16,21 +16,12 @@
 #define G(w) vene_run_grad_of(rs, (w))
 
 int llama_save_inputs(vene_run *rs, const vene_batch *in, llama_saved **out, vene_error *err) {
-    const size_t T = (size_t)in->batch * in->seq;
-    llama_saved *sv;
-    float *p;
-    VENE_ALLOC(p, (sizeof *sv + 3) / 4);
-    sv = (llama_saved *)(void *)p;
-    memset(sv, 0, sizeof *sv);
-    VENE_ALLOC(p, (sizeof(llama_saved_layer) * (size_t)rs->m->n_layer + 3) / 4);
-    sv->layers = (llama_saved_layer *)(void *)p;
-    if (!in->embeds) {
-        VENE_ALLOC(p, T);
-        sv->ids = (int32_t *)(void *)p;
-        memcpy(sv->ids, in->ids, sizeof(int32_t) * T);
-    }
+    llama_saved *sv = NULL;
+    int rc = vene_run_keep_bytes(rs, sizeof *sv, (void **)&sv, err);
+    if (!rc) rc = vene_run_keep_bytes(rs, sizeof *sv->layers * (size_t)rs->m->n_layer, (void **)&sv->layers, err);
+    if (!rc) rc = vene_run_keep_ids(rs, in, &sv->ids, err);
     *out = sv;
-    return VENE_OK;
+    return rc;
 }
 
 /* Beyond llama_run_bytes: every layer keeps its own buffers (16 allocations, three of

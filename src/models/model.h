@@ -167,6 +167,10 @@ int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int sit
 /* Inside forwards in gradient mode: *out = buf, or, when `copy` (a later hook could edit
  * buf in place before the backward reads it), a copy of its n floats from the run arena. */
 int vene_run_keep(vene_run *rs, const float *buf, size_t n, int copy, const float **out, vene_error *err);
+/* The same for saved-state records: n zeroed bytes from the run arena. */
+int vene_run_keep_bytes(vene_run *rs, size_t n, void **out, vene_error *err);
+/* A copy of the batch's token ids from the run arena (NULL when it has embeddings). */
+int vene_run_keep_ids(vene_run *rs, const vene_batch *in, int32_t **out, vene_error *err);
 
 /* Fire the hooks of (site, layer) on t. */
 int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err);

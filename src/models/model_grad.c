@@ -45,6 +45,23 @@ int vene_run_keep(vene_run *rs, const float *buf, size_t n, int copy, const floa
     return VENE_OK;
 }
 
+int vene_run_keep_bytes(vene_run *rs, size_t n, void **out, vene_error *err) {
+    float *p;
+    VENE_ALLOC(p, (n + 3) / 4);
+    memset(p, 0, n);
+    *out = p;
+    return VENE_OK;
+}
+
+int vene_run_keep_ids(vene_run *rs, const vene_batch *in, int32_t **out, vene_error *err) {
+    *out = NULL;
+    if (in->embeds || !in->ids) return VENE_OK;
+    size_t n = (size_t)in->batch * (size_t)in->seq;
+    int rc = vene_run_keep_bytes(rs, n * sizeof(int32_t), (void **)out, err);
+    if (!rc) memcpy(*out, in->ids, n * sizeof(int32_t));
+    return rc;
+}
+
 int vene_run_share_grads(vene_run *rs, vene_run *owner, vene_error *err) {
     if (rs->m != owner->m || owner->grad_mode != VENE_GRAD_MODEL || !owner->param_grads)
         return vene_errorf(err, VENE_ERR_STATE, "vene_run_share_grads: the owner must be a run of the same model with weight gradients on");

@@ -216,7 +216,7 @@ static double check_weights(vene_run *rs, vene_run *fd, const setup *s, const ch
         for (int64_t i = 0; i < p->numel; i++) gmax = fmax(gmax, fabs(g[i]));
         for (int smp = 0; smp < 4; smp++) {
             int64_t i = pick(g, p->numel, smp == 0);
-            const float h = 1e-2f, keep = w[i];
+            const float h = 3e-3f, keep = w[i]; /* 1e-2 leaves 2% of curvature in the GRU's largest gradients */
             w[i] = keep + h;
             double lp = loss_of(fd, s);
             w[i] = keep - h;
@@ -300,7 +300,7 @@ static void check_model(const fcase *c) {
     double ew = check_weights(rs, fd, &s, &wn);
     double es = check_sites(rs, fd, &s, &sn);
     double ee = c->edits[0] ? check_edits(rs, fd, &s, c, &en) : 0;
-    const double tol = 2e-2;
+    const double tol = 1e-2;
     CHECK_MSG(ew < tol, "%s: weights: worst relative difference %.3g (%s)", c->dir, ew, wn);
     CHECK_MSG(es < tol, "%s: sites: worst relative difference %.3g (%s)", c->dir, es, sn);
     CHECK_MSG(ee < tol, "%s: in-place edits: worst relative difference %.3g (%s)", c->dir, ee, en);

@@ -4,6 +4,7 @@
 #ifndef VENE_TEST_FD_CHECK_H
 #define VENE_TEST_FD_CHECK_H
 
+#include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -34,10 +35,13 @@ static double fd_loss(fwd_fn f, void *ctx, const float *r, float *out, int64_t n
 }
 
 /* Compare analytic grad g (for parameter p of n floats) against finite differences;
- * the error is relative to max |g| (at least 1e-3). Returns the worst. */
+ * the error is relative to max |g| (at least 1e-3). Returns the worst. The forwards run
+ * on one thread: thousands of tiny parallel regions only measure a busy machine. */
 static double check_fd(const char *what, fwd_fn f, void *ctx, float *p, int64_t n, const float *g, const float *r,
                        int64_t n_out) {
     float *out = malloc(sizeof(float) * (size_t)n_out);
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     double worst = 0, gmax = 1e-3;
     for (int64_t i = 0; i < n; i++) gmax = fabs(g[i]) > gmax ? fabs(g[i]) : gmax;
     for (int64_t i = 0; i < n; i++) {
@@ -50,6 +54,7 @@ static double check_fd(const char *what, fwd_fn f, void *ctx, float *p, int64_t 
         double fd = (lp - lm) / (2.0 * (double)h), e = fabs(fd - g[i]) / gmax;
         if (e > worst) worst = e;
     }
+    omp_set_num_threads(threads);
     CHECK_MSG(worst < 5e-3, "%s: worst relative difference %.3g against finite differences", what, worst);
     free(out);
     return worst;

@@ -41,6 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import family_ref                                                   # noqa: E402
 from make_family_fixtures import MODELS, REPO, inputs               # noqa: E402
 from make_fixtures import Recorder, write_safetensors, read_safetensors  # noqa: E402
+from make_grad_fixtures import GradRecorder                          # noqa: E402  (keeps live tensors)
 
 SEED = 20240612
 LLAMA_SITES = ["embed_tokens.output", "layers[0].input", "layers[0].self_attn.input",
@@ -56,18 +57,6 @@ NEOX_SITES = ["embed_in.output", "layers[0].input", "layers[0].attention.query_k
               "final_layer_norm.output"]
 # name -> the models of make_family_fixtures.py used here
 CASES = ["mistral-tiny", "gemma-tiny", "pythia-tiny"]
-
-
-class GradRecorder(Recorder):
-    """Keeps the live site tensors (not copies) so that their .grad can be read."""
-
-    def __call__(self, name, t):
-        if name in self.sites:
-            raise RuntimeError("hook site recorded twice: " + name)
-        if t.requires_grad:
-            t.retain_grad()
-        self.sites[name] = t
-        return t
 
 
 def run_case(name, index):

@@ -166,6 +166,8 @@ void vk_acc(const float *dy, float *dx, int64_t n) {
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
 }
 
+void vk_zero(float *x, int64_t n) { memset(x, 0, sizeof(float) * (size_t)n); }
+
 /* ---------------------------------------------------------------- rotary-embedding models */
 
 void vk_rmsnorm_backward(const float *dy, const float *x, const float *w, float offset, float *dx, float *dw,

@@ -45,6 +45,8 @@ void vk_attn_scores_backward(const float *dprobs, const float *probs, const floa
 
 /* dx += dy where the forward was out = a + b (both inputs get dy). */
 void vk_acc(const float *dy, float *dx, int64_t n);
+/* x = 0 (gradient buffers reused across layers, before a kernel accumulates into them). */
+void vk_zero(float *x, int64_t n);
 
 /* ---- the rotary-embedding models' kernels (kernels_llama.h), checked in
  * tests/test_grad_kernels_llama.c */

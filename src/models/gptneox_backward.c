@@ -14,15 +14,6 @@
 
 #define G(w) vene_run_grad_of(rs, (w))
 
-int neox_save_inputs(vene_run *rs, const vene_batch *in, neox_saved **out, vene_error *err) {
-    neox_saved *sv = NULL;
-    int rc = vene_run_keep_bytes(rs, sizeof *sv, (void **)&sv, err);
-    if (!rc) rc = vene_run_keep_bytes(rs, sizeof *sv->layers * (size_t)rs->m->n_layer, (void **)&sv->layers, err);
-    if (!rc) rc = vene_run_keep_ids(rs, in, &sv->ids, err);
-    *out = sv;
-    return rc;
-}
-
 /* Beyond neox_run_bytes: every layer keeps its own buffers (13 allocations, two of them
  * copies that only hooked runs take). The backward's gradient buffers fit in
  * run_bytes + grad_bytes. */
@@ -40,8 +31,6 @@ typedef struct neox_grads {
     float *dact, *dfc;                                                                    /* T x F */
     float *dprobs;                                                                        /* B x H x S x S */
 } neox_grads;
-
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
 /* The MLP and post_attention_layernorm, from the block output's gradient in g->dx: the
  * MLP output's share goes down to post_attention_layernorm's input, which is the block
@@ -67,16 +56,16 @@ static int mlp_backward(vene_run *rs, int l, neox_grads *g, vene_error *err) {
     VENE_FIRE_BACK(rs, S_PMDROP_IN, l, &tmo, err);
     VENE_FIRE_BACK(rs, S_MLP_OUT, l, &tmo, err);
     VENE_FIRE_BACK(rs, S_PROJ_OUT, l, &tmo, err);
-    zero(g->dact, TF);
+    vk_zero(g->dact, TF);
     vk_linear_out_in_backward(g->dmout, s->act, L->proj_w, g->dact, G(L->proj_w), G(L->proj_b), T, F, D);
     VENE_FIRE_BACK(rs, S_PROJ_IN, l, &tact, err);
     VENE_FIRE_BACK(rs, S_ACT_OUT, l, &tact, err);
-    zero(g->dfc, TF);
+    vk_zero(g->dfc, TF);
     if (w->gelu_erf) vk_gelu_erf_backward(g->dact, s->fc, g->dfc, (int64_t)TF);
     else vk_gelu_tanh_backward(g->dact, s->fc, g->dfc, (int64_t)TF);
     VENE_FIRE_BACK(rs, S_ACT_IN, l, &tfc, err);
     VENE_FIRE_BACK(rs, S_FC_OUT, l, &tfc, err);
-    zero(g->db2, TD);
+    vk_zero(g->db2, TD);
     vk_linear_out_in_backward(g->dfc, s->b2, L->fc_w, g->db2, G(L->fc_w), G(L->fc_b), T, D, F);
     VENE_FIRE_BACK(rs, S_FC_IN, l, &tb2, err);
     VENE_FIRE_BACK(rs, S_MLP_IN, l, &tb2, err);
@@ -108,20 +97,20 @@ static int attn_backward(vene_run *rs, int l, neox_grads *g, vene_error *err) {
     VENE_FIRE_BACK(rs, S_PADROP_IN, l, &tao, err);
     VENE_FIRE_BACK(rs, S_ATTN_OUT, l, &tao, err);
     VENE_FIRE_BACK(rs, S_DENSE_OUT, l, &tao, err);
-    zero(g->dmerged, TD);
+    vk_zero(g->dmerged, TD);
     vk_linear_out_in_backward(g->dao, s->merged, L->dense_w, g->dmerged, G(L->dense_w), G(L->dense_b), T, D, D);
     VENE_FIRE_BACK(rs, S_DENSE_IN, l, &tm, err);
-    zero(g->dprobs, (size_t)B * H * S * S);
-    zero(g->dv, TD);
+    vk_zero(g->dprobs, (size_t)B * H * S * S);
+    vk_zero(g->dv, TD);
     vk_attn_values_backward(g->dmerged, D, s->probs, s->v, D, g->dprobs, g->dv, D, B, S, H, H, hd);
     VENE_FIRE_BACK(rs, S_ADROP_OUT, l, &tpr, err);
     VENE_FIRE_BACK(rs, S_ADROP_IN, l, &tpr, err);
-    zero(g->dq_rot, TD);
-    zero(g->dk_rot, TD);
+    vk_zero(g->dq_rot, TD);
+    vk_zero(g->dk_rot, TD);
     vk_llama_attn_scores_backward(g->dprobs, s->probs_sm, s->q, D, s->k, D, g->dq_rot, D, g->dk_rot, D, B, S, H, H, hd,
                                   (float)pow((double)hd, -0.5));
-    zero(g->dq, TD);
-    zero(g->dk, TD);
+    vk_zero(g->dq, TD);
+    vk_zero(g->dk, TD);
     vk_rope_backward(g->dq_rot, D, g->dq, D, T, H, hd, w->rot, sv->cos_t, sv->sin_t);
     vk_rope_backward(g->dk_rot, D, g->dk, D, T, H, hd, w->rot, sv->cos_t, sv->sin_t);
     /* back into query_key_value's per-head layout [T][h][q, k, v][hd] */
@@ -134,7 +123,7 @@ static int attn_backward(vene_run *rs, int l, neox_grads *g, vene_error *err) {
             memcpy(dst + 2 * hd, g->dv + o, sizeof(float) * (size_t)hd);
         }
     VENE_FIRE_BACK(rs, S_QKV_OUT, l, &tqkv, err);
-    zero(g->da, TD);
+    vk_zero(g->da, TD);
     vk_linear_out_in_backward(g->dqkv, s->a, L->qkv_w, g->da, G(L->qkv_w), G(L->qkv_b), T, D, 3 * D);
     VENE_FIRE_BACK(rs, S_QKV_IN, l, &ta, err);
     VENE_FIRE_BACK(rs, S_ATTN_IN, l, &ta, err);
@@ -159,13 +148,8 @@ int neox_backward(vene_run *rs, vene_error *err) {
     VENE_GALLOC(g.dfc, TF);
     VENE_GALLOC(g.dprobs, (size_t)B * H * S * S);
     float *dhid;
-    VENE_GALLOC(dhid, TD);
-    int rc;
-    if (m->has_lm_head) {
-        if ((rc = vene_run_lm_head_backward(rs, w->head, S_HEAD_IN, S_HEAD_OUT, dhid, err))) return rc;
-    } else if (rs->d_hidden) {
-        vk_acc(rs->d_hidden, dhid, (int64_t)TD);
-    }
+    int rc = vene_run_head_backward(rs, w->head, S_HEAD_IN, S_HEAD_OUT, &dhid, err);
+    if (rc) return rc;
     vene_tensor th = vene_tensor_3d(dhid, B, S, D), tx = vene_tensor_3d(g.dx, B, S, D);
     VENE_FIRE_BACK(rs, S_NORM_OUT, -1, &th, err);
     vk_layernorm_backward(dhid, sv->x_final, w->norm_g, g.dx, G(w->norm_g), G(w->norm_b), T, D, m->norm_eps);
@@ -174,10 +158,5 @@ int neox_backward(vene_run *rs, vene_error *err) {
         if ((rc = mlp_backward(rs, l, &g, err)) || (rc = attn_backward(rs, l, &g, err))) return rc;
     VENE_FIRE_BACK(rs, S_EDROP_OUT, -1, &tx, err);
     VENE_FIRE_BACK(rs, S_EDROP_IN, -1, &tx, err);
-    if (sv->ids) {
-        VENE_FIRE_BACK(rs, S_EMBED_OUT, -1, &tx, err);
-        float *demb = G(w->embed);
-        if (demb) vk_embed_backward(g.dx, sv->ids, demb, T, D);
-    }
-    return VENE_OK;
+    return sv->ids ? vene_run_embed_backward(rs, S_EMBED_OUT, sv->ids, w->embed, g.dx, err) : VENE_OK;
 }

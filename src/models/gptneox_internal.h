@@ -47,9 +47,6 @@ typedef struct neox_saved {
     neox_saved_layer *layers;
 } neox_saved;
 
-/* Gradient mode, start of the forward: the saved-state header, its per-layer records and
- * a copy of the token ids, from the run arena. */
-int neox_save_inputs(vene_run *rs, const vene_batch *in, neox_saved **out, vene_error *err);
 size_t neox_grad_bytes(const vene_model *m, int B, int S);
 int neox_backward(vene_run *rs, vene_error *err);
 

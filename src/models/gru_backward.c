@@ -150,18 +150,9 @@ int gru_backward(vene_run *rs, vene_error *err) {
             float *tmp = cur[l];
             cur[l] = prev[l], prev[l] = tmp;
         }
-    vene_tensor tX = vene_tensor_3d(dX, B, S, D);
     if (sv->positions) { /* x = wte(ids) + wpe(positions): both get dX */
         memcpy(dstack, dX, TD * sizeof(float));
-        vene_tensor tP = vene_tensor_3d(dstack, B, S, D);
-        VENE_FIRE_BACK(rs, S_WPE_OUT, -1, &tP, err);
-        float *dwpe = G(w->wpe);
-        if (dwpe) vk_embed_backward(dstack, sv->positions, dwpe, T, D);
+        if ((rc = vene_run_embed_backward(rs, S_WPE_OUT, sv->positions, w->wpe, dstack, err))) return rc;
     }
-    if (sv->ids) {
-        VENE_FIRE_BACK(rs, S_WTE_OUT, -1, &tX, err);
-        float *dwte = G(w->wte);
-        if (dwte) vk_embed_backward(dX, sv->ids, dwte, T, D);
-    }
-    return VENE_OK;
+    return sv->ids ? vene_run_embed_backward(rs, S_WTE_OUT, sv->ids, w->wte, dX, err) : VENE_OK;
 }

@@ -321,7 +321,7 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const size_t TD = (size_t)T * D;
     llama_saved *sv = NULL;
     int rc;
-    if (rs->grad_mode && (rc = llama_save_inputs(rs, in, &sv, err))) return rc;
+    if (rs->grad_mode) VENE_SAVE_BEGIN(sv, in);
 
     if (in->embeds) {
         memcpy(x, in->embeds, sizeof(float) * (size_t)T * D);

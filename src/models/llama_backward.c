@@ -15,15 +15,6 @@
 
 #define G(w) vene_run_grad_of(rs, (w))
 
-int llama_save_inputs(vene_run *rs, const vene_batch *in, llama_saved **out, vene_error *err) {
-    llama_saved *sv = NULL;
-    int rc = vene_run_keep_bytes(rs, sizeof *sv, (void **)&sv, err);
-    if (!rc) rc = vene_run_keep_bytes(rs, sizeof *sv->layers * (size_t)rs->m->n_layer, (void **)&sv->layers, err);
-    if (!rc) rc = vene_run_keep_ids(rs, in, &sv->ids, err);
-    *out = sv;
-    return rc;
-}
-
 /* Beyond llama_run_bytes: every layer keeps its own buffers (16 allocations, three of
  * them copies that only hooked runs take). The backward's gradient buffers fit in
  * run_bytes + grad_bytes. */
@@ -56,8 +47,6 @@ static void act_backward(int act, const float *dy, const float *x, float *dx, in
     else vk_gelu_erf_backward(dy, x, dx, n);
 }
 
-static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
-
 /* The MLP, from the block output's gradient in g->dx down to post_attention_layernorm's
  * input (g->dx2). */
 static int mlp_backward(vene_run *rs, int l, llama_grads *g, vene_error *err) {
@@ -79,18 +68,18 @@ static int mlp_backward(vene_run *rs, int l, llama_grads *g, vene_error *err) {
     memcpy(g->dx2, g->dx, TD * sizeof(float));
     VENE_FIRE_BACK(rs, S_MLP_OUT, l, &tmo, err);
     VENE_FIRE_BACK(rs, S_DOWN_OUT, l, &tmo, err);
-    zero(g->dprod, TF);
+    vk_zero(g->dprod, TF);
     vk_linear_out_in_backward(g->dmout, s->prod, L->down_w, g->dprod, G(L->down_w), G(L->down_b), T, F, D);
     VENE_FIRE_BACK(rs, S_DOWN_IN, l, &tprod, err);
-    zero(g->dact, TF);
-    zero(g->dup, TF);
+    vk_zero(g->dact, TF);
+    vk_zero(g->dup, TF);
     vk_mul_backward(g->dprod, s->act, s->up, g->dact, g->dup, (int64_t)TF);
     VENE_FIRE_BACK(rs, S_UP_OUT, l, &tup, err);
-    zero(g->db2, TD);
+    vk_zero(g->db2, TD);
     vk_linear_out_in_backward(g->dup, s->b2, L->up_w, g->db2, G(L->up_w), G(L->up_b), T, D, F);
     VENE_FIRE_BACK(rs, S_UP_IN, l, &tb2, err);
     VENE_FIRE_BACK(rs, S_ACT_OUT, l, &tact, err);
-    zero(g->dgate, TF);
+    vk_zero(g->dgate, TF);
     act_backward(w->act, g->dact, s->gate, g->dgate, (int64_t)TF);
     VENE_FIRE_BACK(rs, S_ACT_IN, l, &tgate, err);
     VENE_FIRE_BACK(rs, S_GATE_OUT, l, &tgate, err);
@@ -124,23 +113,23 @@ static int attn_backward(vene_run *rs, int l, llama_grads *g, vene_error *err) {
     memcpy(g->dx, g->dx2, TD * sizeof(float));
     VENE_FIRE_BACK(rs, S_ATTN_OUT, l, &tao, err);
     VENE_FIRE_BACK(rs, S_O_OUT, l, &tao, err);
-    zero(g->dmerged, TQ);
+    vk_zero(g->dmerged, TQ);
     vk_linear_out_in_backward(g->dao, s->merged, L->o_w, g->dmerged, G(L->o_w), G(L->o_b), T, Q, D);
     VENE_FIRE_BACK(rs, S_O_IN, l, &tm, err);
-    zero(g->dprobs, (size_t)B * H * S * S);
-    zero(g->dv, TKV);
+    vk_zero(g->dprobs, (size_t)B * H * S * S);
+    vk_zero(g->dv, TKV);
     vk_attn_values_backward(g->dmerged, Q, s->probs, s->v, KV, g->dprobs, g->dv, KV, B, S, H, KVH, hd);
-    zero(g->dq_rot, TQ);
-    zero(g->dk_rot, TKV);
+    vk_zero(g->dq_rot, TQ);
+    vk_zero(g->dk_rot, TKV);
     vk_llama_attn_scores_backward(g->dprobs, s->probs, s->q, Q, s->k, KV, g->dq_rot, Q, g->dk_rot, KV, B, S, H, KVH,
                                   hd, 1.0f / sqrtf((float)hd));
-    zero(g->dq, TQ);
-    zero(g->dk, TKV);
+    vk_zero(g->dq, TQ);
+    vk_zero(g->dk, TKV);
     vk_rope_backward(g->dq_rot, Q, g->dq, Q, T, H, hd, hd, sv->cos_t, sv->sin_t);
     vk_rope_backward(g->dk_rot, KV, g->dk, KV, T, KVH, hd, hd, sv->cos_t, sv->sin_t);
     /* a feeds q_proj, k_proj, v_proj in that order, a hook before each */
     VENE_FIRE_BACK(rs, S_V_OUT, l, &tv, err);
-    zero(g->da, TD);
+    vk_zero(g->da, TD);
     vk_linear_out_in_backward(g->dv, s->a, L->v_w, g->da, G(L->v_w), G(L->v_b), T, D, KV);
     VENE_FIRE_BACK(rs, S_V_IN, l, &ta, err);
     VENE_FIRE_BACK(rs, S_K_OUT, l, &tk, err);
@@ -174,13 +163,8 @@ int llama_backward(vene_run *rs, vene_error *err) {
     for (size_t i = 0; i < 3; i++) VENE_GALLOC(*tkv[i], TKV);
     VENE_GALLOC(g.dprobs, (size_t)B * H * S * S);
     float *dhid;
-    VENE_GALLOC(dhid, TD);
-    int rc;
-    if (m->has_lm_head) {
-        if ((rc = vene_run_lm_head_backward(rs, w->head, S_HEAD_IN, S_HEAD_OUT, dhid, err))) return rc;
-    } else if (rs->d_hidden) {
-        vk_acc(rs->d_hidden, dhid, (int64_t)TD);
-    }
+    int rc = vene_run_head_backward(rs, w->head, S_HEAD_IN, S_HEAD_OUT, &dhid, err);
+    if (rc) return rc;
     vene_tensor th = vene_tensor_3d(dhid, B, S, D), tx = vene_tensor_3d(g.dx, B, S, D);
     VENE_FIRE_BACK(rs, S_NORM_OUT, -1, &th, err);
     norm_backward(rs, dhid, sv->x_final, w->norm, g.dx);
@@ -190,10 +174,5 @@ int llama_backward(vene_run *rs, vene_error *err) {
     /* Gemma scales the lookup after embed_tokens' hook: its gradient is scaled back first */
     if (w->embed_scale != 0.0f)
         for (size_t i = 0; i < TD; i++) g.dx[i] *= w->embed_scale;
-    if (sv->ids) {
-        VENE_FIRE_BACK(rs, S_EMBED_OUT, -1, &tx, err);
-        float *demb = G(w->embed);
-        if (demb) vk_embed_backward(g.dx, sv->ids, demb, T, D);
-    }
-    return VENE_OK;
+    return sv->ids ? vene_run_embed_backward(rs, S_EMBED_OUT, sv->ids, w->embed, g.dx, err) : VENE_OK;
 }

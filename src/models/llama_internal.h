@@ -50,9 +50,6 @@ typedef struct llama_saved {
     llama_saved_layer *layers;
 } llama_saved;
 
-/* Gradient mode, start of the forward: the saved-state header, its per-layer records and
- * a copy of the token ids, from the run arena. */
-int llama_save_inputs(vene_run *rs, const vene_batch *in, llama_saved **out, vene_error *err);
 size_t llama_grad_bytes(const vene_model *m, int B, int S);
 int llama_backward(vene_run *rs, vene_error *err);
 

@@ -2,24 +2,46 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
+
+/* C[M x N] += op(A)[M x K] op(B)[K x N]. BLAS runs single-threaded (kernels.c), so large
+ * products are split by columns of C over OpenMP's threads, as the forward's are. */
+static void gemm_acc(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                     int ldc) {
+    enum CBLAS_TRANSPOSE TA = ta ? CblasTrans : CblasNoTrans, TB = tb ? CblasTrans : CblasNoTrans;
+    if (omp_get_max_threads() > 1 && !omp_in_parallel() && (double)M * N * K >= 1e6) {
+#pragma omp parallel
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int chunk = ((N + nt - 1) / nt + 15) & ~15, n0 = t * chunk;
+            int nn = N - n0 < chunk ? N - n0 : chunk;
+            if (nn > 0)
+                cblas_sgemm(CblasRowMajor, TA, TB, M, nn, K, 1.0f, A, lda, tb ? B + (int64_t)n0 * ldb : B + n0, ldb,
+                            1.0f, C + n0, ldc);
+        }
+    } else {
+        cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
+    }
+}
+
+static void colsum_acc(const float *dy, float *db, int M, int N) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) db[j] += dy[(int64_t)i * N + j];
+}
 
 void vk_linear_in_out_backward(const float *dy, const float *x, const float *W, float *dx, float *dW, float *db,
                                int M, int K, int N) {
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, W, N, 1.0f, dx, K);
-    if (dW) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, x, K, dy, N, 1.0f, dW, N);
-    if (db)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) db[j] += dy[(int64_t)i * N + j];
+    if (dx) gemm_acc(0, 1, M, K, N, dy, N, W, N, dx, K);
+    if (dW) gemm_acc(1, 0, K, N, M, x, K, dy, N, dW, N);
+    if (db) colsum_acc(dy, db, M, N);
 }
 
 void vk_linear_out_in_backward(const float *dy, const float *x, const float *W, float *dx, float *dW, float *db,
                                int M, int K, int N) {
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, W, K, 1.0f, dx, K);
-    if (dW) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dW, K);
-    if (db)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) db[j] += dy[(int64_t)i * N + j];
+    if (dx) gemm_acc(0, 0, M, K, N, dy, N, W, K, dx, K);
+    if (dW) gemm_acc(1, 0, N, K, M, dy, N, x, K, dW, K);
+    if (db) colsum_acc(dy, db, M, N);
 }
 
 void vk_layernorm_backward(const float *dy, const float *x, const float *gamma, float *dx, float *dgamma,
@@ -65,6 +87,7 @@ void vk_gelu_tanh_backward(const float *dy, const float *x, float *dx, int64_t n
 }
 
 void vk_silu_backward(const float *dy, const float *x, float *dx, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) {
         float s = 1.0f / (1.0f + expf(-x[i]));
         dx[i] += dy[i] * s * (1.0f + x[i] * (1.0f - s));
@@ -82,19 +105,21 @@ void vk_embed_backward(const float *dy, const int32_t *ids, float *dtable, int n
 void vk_attn_values_backward(const float *dout, int ldo, const float *probs, const float *v, int ldv, float *dprobs,
                              float *dv, int lddv, int B, int S, int n_head, int n_kv, int hd) {
     int group = n_head / n_kv;
-    /* heads of one kv group add into the same dv rows: parallel over examples only */
-#pragma omp parallel for schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
+    /* the heads of one kv group add into the same dv rows: one thread per (example, group) */
+#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
     for (int b = 0; b < B; b++)
-        for (int h = 0; h < n_head; h++) {
-            const float *P = probs + ((int64_t)b * n_head + h) * S * S;
-            const float *go = dout + (int64_t)b * S * ldo + (int64_t)h * hd;
-            int64_t voff = (int64_t)(h / group) * hd;
-            if (dprobs)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, hd, 1.0f, go, ldo,
-                            v + (int64_t)b * S * ldv + voff, ldv, 1.0f, dprobs + ((int64_t)b * n_head + h) * S * S, S);
-            if (dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, S, 1.0f, P, S, go, ldo, 1.0f,
-                            dv + (int64_t)b * S * lddv + voff, lddv);
+        for (int kv = 0; kv < n_kv; kv++) {
+            const float *vb = v + (int64_t)b * S * ldv + (int64_t)kv * hd;
+            float *dvb = dv ? dv + (int64_t)b * S * lddv + (int64_t)kv * hd : NULL;
+            for (int h = kv * group; h < (kv + 1) * group; h++) {
+                const float *P = probs + ((int64_t)b * n_head + h) * S * S;
+                const float *go = dout + (int64_t)b * S * ldo + (int64_t)h * hd;
+                if (dprobs)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, hd, 1.0f, go, ldo, vb, ldv, 1.0f,
+                                dprobs + ((int64_t)b * n_head + h) * S * S, S);
+                if (dvb)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, S, 1.0f, P, S, go, ldo, 1.0f, dvb, lddv);
+            }
         }
 }
 
@@ -139,4 +164,107 @@ void vk_attn_scores_backward(const float *dprobs, const float *probs, const floa
 void vk_acc(const float *dy, float *dx, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t i = 0; i < n; i++) dx[i] += dy[i];
+}
+
+void vk_zero(float *x, int64_t n) { memset(x, 0, sizeof(float) * (size_t)n); }
+
+/* ---------------------------------------------------------------- rotary-embedding models */
+
+void vk_rmsnorm_backward(const float *dy, const float *x, const float *w, float offset, float *dx, float *dw,
+                         int rows, int D, float eps) {
+    /* y = g x r with g = offset + w, r = (mean(x^2) + eps)^-1/2:
+     * dx = r (dy g) - x r^3 mean(dy g x), dw += dy x r */
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (int64_t)r * D, *g = dy + (int64_t)r * D;
+        double ss = 0, dot = 0;
+        for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+        double rstd = 1.0 / sqrt(ss / D + eps);
+        for (int i = 0; i < D; i++) {
+            dot += (double)g[i] * (offset + w[i]) * xr[i];
+            if (dw) dw[i] += (float)(g[i] * xr[i] * rstd);
+        }
+        if (!dx) continue;
+        double c = rstd * rstd * rstd * dot / D;
+        float *o = dx + (int64_t)r * D;
+        for (int i = 0; i < D; i++) o[i] += (float)(rstd * g[i] * (offset + w[i]) - c * xr[i]);
+    }
+}
+
+void vk_rope_backward(const float *dy, int ldy, float *dx, int lddx, int n, int n_heads, int hd, int rot,
+                      const float *cos_t, const float *sin_t) {
+    const int half = rot / 2;
+#pragma omp parallel for schedule(static) if ((int64_t)n * n_heads * hd > 65536)
+    for (int r = 0; r < n; r++) {
+        const float *c = cos_t + (int64_t)r * half, *s = sin_t + (int64_t)r * half;
+        for (int h = 0; h < n_heads; h++) {
+            const float *g = dy + (int64_t)r * ldy + (int64_t)h * hd;
+            float *o = dx + (int64_t)r * lddx + (int64_t)h * hd;
+            /* forward: y1 = x1 c - x2 s, y2 = x2 c + x1 s */
+            for (int i = 0; i < half; i++) {
+                o[i] += g[i] * c[i] + g[i + half] * s[i];
+                o[i + half] += g[i + half] * c[i] - g[i] * s[i];
+            }
+            for (int i = rot; i < hd; i++) o[i] += g[i];
+        }
+    }
+}
+
+void vk_mul_backward(const float *dy, const float *a, const float *b, float *da, float *db, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        if (da) da[i] += dy[i] * b[i];
+        if (db) db[i] += dy[i] * a[i];
+    }
+}
+
+void vk_gelu_erf_backward(const float *dy, const float *x, float *dx, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        float d = 0.5f * (1.0f + erff(v * 0.70710678118654752f)) + v * expf(-0.5f * v * v) * 0.3989422804014327f;
+        dx[i] += dy[i] * d;
+    }
+}
+
+void vk_llama_attn_scores_backward(const float *dprobs, const float *probs, const float *q, int ldq, const float *k,
+                                   int ldk, float *dq, int lddq, float *dk, int lddk, int B, int S, int n_head,
+                                   int n_kv, int hd, float scale) {
+    const int group = n_head / n_kv;
+    /* rows of dscores per block, so that a block (rows x S floats) stays within 128 KiB of stack */
+    const int R = S >= 32768 ? 1 : S >= 1024 ? 32768 / S : 32;
+    /* the heads of one kv group add into the same dk rows: one thread per (example, group) */
+#pragma omp parallel for collapse(2) schedule(static) if (B * n_kv > 1 && (int64_t)B * n_head * S * S * hd > 65536)
+    for (int b = 0; b < B; b++)
+        for (int kv = 0; kv < n_kv; kv++) {
+            float ds[R * S];
+            const float *kb = k + (int64_t)b * S * ldk + (int64_t)kv * hd;
+            float *dkb = dk ? dk + (int64_t)b * S * lddk + (int64_t)kv * hd : NULL;
+            for (int h = kv * group; h < (kv + 1) * group; h++) {
+                const float *P = probs + ((int64_t)b * n_head + h) * S * S;
+                const float *G = dprobs + ((int64_t)b * n_head + h) * S * S;
+                const float *qb = q + (int64_t)b * S * ldq + (int64_t)h * hd;
+                float *dqb = dq ? dq + (int64_t)b * S * lddq + (int64_t)h * hd : NULL;
+                for (int i0 = 0; i0 < S; i0 += R) {
+                    int nr = S - i0 < R ? S - i0 : R, ncol = 0; /* keys up to the last nonzero weight */
+                    for (int r = 0; r < nr; r++) {
+                        const float *p = P + (int64_t)(i0 + r) * S, *g = G + (int64_t)(i0 + r) * S;
+                        float *d = ds + (int64_t)r * S;
+                        double dot = 0;
+                        for (int j = 0; j < S; j++) dot += (double)p[j] * g[j];
+                        for (int j = 0; j < S; j++) {
+                            d[j] = p[j] * (g[j] - (float)dot) * scale;
+                            if (p[j] != 0.0f && j >= ncol) ncol = j + 1;
+                        }
+                    }
+                    if (ncol == 0) continue;
+                    /* dq[i] += sum_j ds[i][j] k[j];  dk[j] += sum_i ds[i][j] q[i] */
+                    if (dqb)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, hd, ncol, 1.0f, ds, S, kb, ldk, 1.0f,
+                                    dqb + (int64_t)i0 * lddq, lddq);
+                    if (dkb)
+                        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, ncol, hd, nr, 1.0f, ds, S,
+                                    qb + (int64_t)i0 * ldq, ldq, 1.0f, dkb, lddk);
+                }
+            }
+        }
 }

@@ -8,7 +8,8 @@
  *  - Any gradient pointer may be NULL: that gradient is not computed (frozen weights cost
  *    nothing, which is how DAS skips the weight products).
  *  - Nothing is allocated; all buffers are caller-owned.
- * Every kernel is checked against central finite differences in tests/test_grad_kernels.c. */
+ * Every kernel is checked against central finite differences in tests/test_grad_kernels.c
+ * and tests/test_grad_kernels_llama.c. */
 #ifndef VENE_CORE_KERNELS_GRAD_H
 #define VENE_CORE_KERNELS_GRAD_H
 
@@ -44,5 +45,35 @@ void vk_attn_scores_backward(const float *dprobs, const float *probs, const floa
 
 /* dx += dy where the forward was out = a + b (both inputs get dy). */
 void vk_acc(const float *dy, float *dx, int64_t n);
+/* x = 0 (gradient buffers reused across layers, before a kernel accumulates into them). */
+void vk_zero(float *x, int64_t n);
+
+/* ---- the rotary-embedding models' kernels (kernels_llama.h), checked in
+ * tests/test_grad_kernels_llama.c */
+
+/* RMSNorm y = (offset + w) * x * rstd(x): offset 0 is LlamaRMSNorm (vk_rmsnorm), 1 Gemma's
+ * (1 + w) form (vk_rmsnorm_1p); dw is the gradient of the stored w in both forms. */
+void vk_rmsnorm_backward(const float *dy, const float *x, const float *w, float offset, float *dx, float *dw,
+                         int rows, int D, float eps);
+/* RoPE on the first `rot` dims of each head (vk_rope_apply_partial; rot = hd for
+ * vk_rope_apply): dx += R^T dy there, dx += dy on the dims that pass through. dy and dx
+ * are n rows of n_heads heads of hd floats with row strides ldy / lddx (not aliased). */
+void vk_rope_backward(const float *dy, int ldy, float *dx, int lddx, int n, int n_heads, int hd, int rot,
+                      const float *cos_t, const float *sin_t);
+/* out = a * b (vk_mul; the SwiGLU / GeGLU product): da += dy * b, db += dy * a. */
+void vk_mul_backward(const float *dy, const float *a, const float *b, float *da, float *db, int64_t n);
+/* Exact GELU x / 2 * (1 + erf(x / sqrt 2)) (vk_gelu_erf). */
+void vk_gelu_erf_backward(const float *dy, const float *x, float *dx, int64_t n);
+/* Scores of vk_llama_attn_scores(_window) and vk_neox_attn_scores: probs = softmax(scale *
+ * q.k + additive mask), scale = 1 / scale_div for the LLaMA family, norm_factor for NeoX.
+ * The masks are additive, so, as in torch's autograd, the gradient passes wherever the
+ * softmax output is nonzero: masked keys come out exactly 0 except in rows whose every
+ * key is masked (a left-padding query), which the forward makes uniform and autograd
+ * differentiates as such. `probs` is the softmax output before any hook changed it.
+ * dq (row stride lddq) += scale dscores k, dk (lddk) += scale dscores^T q; GQA as in the
+ * forward (head h reads kv head h / (n_head / n_kv)). */
+void vk_llama_attn_scores_backward(const float *dprobs, const float *probs, const float *q, int ldq, const float *k,
+                                   int ldk, float *dq, int lddq, float *dk, int lddk, int B, int S, int n_head,
+                                   int n_kv, int hd, float scale);
 
 #endif

@@ -4,7 +4,7 @@
 #include <float.h>
 #include <math.h>
 
-void vk_rmsnorm(const float *x, const float *w, float *out, int rows, int D, float eps) {
+static void rmsnorm(const float *x, const float *w, int one_plus, float *out, int rows, int D, float eps) {
 #pragma omp parallel for schedule(static) if ((int64_t)rows * D > 32768)
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (int64_t)r * D;
@@ -13,8 +13,19 @@ void vk_rmsnorm(const float *x, const float *w, float *out, int rows, int D, flo
         for (int i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
         float var = (float)(ss / D);
         float rstd = 1.0f / sqrtf(var + eps);
-        for (int i = 0; i < D; i++) o[i] = w[i] * (xr[i] * rstd);
+        if (one_plus)
+            for (int i = 0; i < D; i++) o[i] = (1.0f + w[i]) * (xr[i] * rstd);
+        else
+            for (int i = 0; i < D; i++) o[i] = w[i] * (xr[i] * rstd);
     }
+}
+
+void vk_rmsnorm(const float *x, const float *w, float *out, int rows, int D, float eps) {
+    rmsnorm(x, w, 0, out, rows, D, eps);
+}
+
+void vk_rmsnorm_1p(const float *x, const float *w, float *out, int rows, int D, float eps) {
+    rmsnorm(x, w, 1, out, rows, D, eps);
 }
 
 void vk_rope_inv_freq(float *inv, int dim, double theta, double linear_factor) {

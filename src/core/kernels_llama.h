@@ -12,6 +12,9 @@
  * accumulated in double and rounded to float32 (torch's float32 mean is exact to
  * rounding). out may equal x. */
 void vk_rmsnorm(const float *x, const float *w, float *out, int rows, int D, float eps);
+/* GemmaRMSNorm: out = (1 + w) * (x * rsqrt(...)), 1 + w rounded to float32 on the fly (w
+ * is read at every call, so a model whose weights are being trained sees its updates). */
+void vk_rmsnorm_1p(const float *x, const float *w, float *out, int rows, int D, float eps);
 
 /* RoPE inverse frequencies for a rotary width `dim` (even), as HF computes them in
  * float32: inv[i] = 1 / theta^((2i) / dim), i < dim/2, then divided by `linear_factor`

@@ -16,6 +16,8 @@
  *  - scores scaled by head_size^-0.5 inside the product, GPT-NeoX's mask arithmetic
  *    (vk_neox_attn_scores).
  *
+ * In gradient mode every layer keeps its own buffers for the backward (gptneox_backward.c).
+ *
  * Not modelled: the rotary_emb submodule (no tensor hook), "dynamic" rope_scaling. */
 #include <limits.h>
 #include <math.h>
@@ -26,18 +28,8 @@
 #include "core/error.h"
 #include "core/kernels.h"
 #include "core/kernels_llama.h"
-#include "models/model.h"
+#include "models/gptneox_internal.h"
 #include "models/rope.h"
-
-enum {
-    S_EMBED_OUT, S_EDROP_IN, S_EDROP_OUT,
-    S_L_IN, S_LN1_IN, S_LN1_OUT, S_ATTN_IN, S_QKV_IN, S_QKV_OUT, S_ADROP_IN, S_ADROP_OUT,
-    S_DENSE_IN, S_DENSE_OUT, S_ATTN_OUT, S_PADROP_IN, S_PADROP_OUT,
-    S_LN2_IN, S_LN2_OUT, S_MLP_IN, S_FC_IN, S_FC_OUT, S_ACT_IN, S_ACT_OUT, S_PROJ_IN, S_PROJ_OUT, S_MLP_OUT,
-    S_PMDROP_IN, S_PMDROP_OUT, S_L_OUT,
-    S_NORM_IN, S_NORM_OUT, S_HEAD_IN, S_HEAD_OUT,
-    S_COUNT
-};
 
 static const vene_site_def neox_sites[S_COUNT] = {
     [S_EMBED_OUT] = {"embed_in", 0, 0, "B x S x D"},
@@ -91,20 +83,6 @@ static const vene_component_def neox_components[] = {
     {"attention_output", "layers[%d].attention", 0, VENE_SPLIT_NONE, 0},
     {"attention_input", "layers[%d].attention", 1, VENE_SPLIT_NONE, 0},
 };
-
-typedef struct neox_layer {
-    const float *ln1_g, *ln1_b, *qkv_w, *qkv_b, *dense_w, *dense_b;
-    const float *ln2_g, *ln2_b, *fc_w, *fc_b, *proj_w, *proj_b;
-} neox_layer;
-
-typedef struct neox_weights {
-    const float *embed, *norm_g, *norm_b, *head;
-    float *inv_freq;           /* rot / 2 RoPE inverse frequencies, owned */
-    neox_layer *layers;
-    int rot;                   /* rotary dims per head (even, <= head_size) */
-    int parallel;              /* use_parallel_residual */
-    int gelu_erf;              /* hidden_act "gelu" (else the tanh approximation) */
-} neox_weights;
 
 static const char *const neox_classes[] = {"GPTNeoXForCausalLM", "GPTNeoXModel", NULL};
 
@@ -290,6 +268,10 @@ static int neox_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     vene_tensor tRes = vene_tensor_3d(ares, B, S, D), tB2 = vene_tensor_3d(b2, B, S, D);
     vene_tensor tFC = vene_tensor_3d(fc, B, S, F), tAct = vene_tensor_3d(act, B, S, F);
     vene_tensor tMo = vene_tensor_3d(mout, B, S, D);
+    const size_t TD = (size_t)T * D;
+    neox_saved *sv = NULL;
+    int rc;
+    if (rs->grad_mode) VENE_SAVE_BEGIN(sv, in);
 
     if (in->embeds) {
         memcpy(x, in->embeds, sizeof(float) * (size_t)T * D);
@@ -310,6 +292,21 @@ static int neox_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const float norm_factor = (float)pow((double)hd, -0.5);
     for (int l = 0; l < m->n_layer; l++) {
         const neox_layer *L = &w->layers[l];
+        if (sv && l > 0) { /* gradient mode: every layer keeps its own buffers */
+            VENE_ALLOC(a, TD);
+            VENE_ALLOC(q, TD);
+            VENE_ALLOC(k, TD);
+            VENE_ALLOC(v, TD);
+            VENE_ALLOC(probs, (size_t)B * H * S * S);
+            VENE_ALLOC(merged, TD);
+            VENE_ALLOC(ares, TD);
+            VENE_ALLOC(b2, TD);
+            VENE_ALLOC(fc, (size_t)T * F);
+            VENE_ALLOC(act, (size_t)T * F);
+            tA.data = a, tPr.data = probs, tM.data = merged, tRes.data = ares, tB2.data = b2;
+            tFC.data = fc, tAct.data = act;
+        }
+        const float *x_ln1 = x, *probs_sm = probs;
         VENE_FIRE(rs, S_L_IN, l, &tX, err);
         VENE_FIRE(rs, S_LN1_IN, l, &tX, err);
         vk_layernorm(x, L->ln1_g, L->ln1_b, a, T, D, m->norm_eps);
@@ -324,6 +321,9 @@ static int neox_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
             vk_rope_apply_partial(k, D, T, H, hd, w->rot, cos_t, sin_t);
         }
         vk_neox_attn_scores(q, D, k, D, probs, B, S, H, hd, norm_factor, in->attn_mask);
+        if (sv && (rc = vene_run_keep(rs, probs, (size_t)B * H * S * S,
+                                      rs->site_hooked[S_ADROP_IN] || rs->site_hooked[S_ADROP_OUT], &probs_sm, err)))
+            return rc;
         VENE_FIRE(rs, S_ADROP_IN, l, &tPr, err);
         VENE_FIRE(rs, S_ADROP_OUT, l, &tPr, err);
         vk_attn_values(probs, v, D, merged, D, B, S, H, H, hd);
@@ -338,6 +338,8 @@ static int neox_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         if (!w->parallel) {
             vk_add(ao, x, ares, (int64_t)T * D); /* attn_output + hidden_states */
             ln2_in = &tRes;
+        } else if (sv && (rc = vene_run_keep(rs, x, TD, rs->site_hooked[S_LN2_IN], &x_ln1, err))) {
+            return rc;
         }
         VENE_FIRE(rs, S_LN2_IN, l, ln2_in, err);
         vk_layernorm(ln2_in->data, L->ln2_g, L->ln2_b, b2, T, D, m->norm_eps);
@@ -356,13 +358,19 @@ static int neox_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_MLP_OUT, l, &tMo, err);
         VENE_FIRE(rs, S_PMDROP_IN, l, &tMo, err);
         VENE_FIRE(rs, S_PMDROP_OUT, l, &tMo, err);
+        float *x_out = x;
+        if (sv) {
+            sv->layers[l] = (neox_saved_layer){x_ln1, a, q, k, v, probs_sm, probs, merged, ln2_in->data, b2, fc, act};
+            VENE_ALLOC(x_out, TD);
+        }
         /* the block's inputs are dead after their hooks: sum into x in PyTorch's order */
         if (w->parallel) {
             vk_add(mout, ao, mout, (int64_t)T * D); /* mlp_output + attn_output */
-            vk_add(mout, x, x, (int64_t)T * D);     /* ... + hidden_states */
+            vk_add(mout, x, x_out, (int64_t)T * D); /* ... + hidden_states */
         } else {
-            vk_add(mout, ares, x, (int64_t)T * D);  /* mlp_output + attn_output */
+            vk_add(mout, ares, x_out, (int64_t)T * D); /* mlp_output + attn_output */
         }
+        x = tX.data = x_out;
         VENE_FIRE(rs, S_L_OUT, l, &tX, err);
     }
     float *hid;
@@ -371,6 +379,10 @@ static int neox_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_FIRE(rs, S_NORM_IN, -1, &tX, err);
     vk_layernorm(x, w->norm_g, w->norm_b, hid, T, D, m->norm_eps);
     VENE_FIRE(rs, S_NORM_OUT, -1, &rs->last_hidden, err);
+    if (sv) { /* complete: backward may read it */
+        sv->cos_t = cos_t, sv->sin_t = sin_t, sv->x_final = x;
+        rs->saved = sv;
+    }
     return m->has_lm_head ? vene_run_lm_head(rs, w->head, S_HEAD_IN, S_HEAD_OUT, err) : VENE_OK;
 }
 
@@ -387,4 +399,6 @@ const vene_arch vene_arch_gptneox = {
     .forward = neox_forward,
     .site_shape = neox_site_shape,
     .component_width = neox_component_width,
+    .grad_bytes = neox_grad_bytes,
+    .backward = neox_backward,
 };

@@ -25,6 +25,9 @@
  * read through their thirds after their hooks fire (chunk() returns views). The top
  * layer's states are stacked (copied) only after the last step, as torch.stack does.
  *
+ * In gradient mode every cell call keeps its own buffers for the backward through time
+ * (gru_backward.c).
+ *
  * Config keys missing from config.json take GRUConfig's defaults (include_emb false,
  * vocab_size 50257, max_position_embeddings 512, n_layer 2, h_dim 512, n_labels 2,
  * include_bias true). */
@@ -35,15 +38,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
-#include "models/model.h"
-
-enum {
-    S_WTE_OUT, S_WPE_OUT,
-    S_CELL_IN, S_X2H_IN, S_X2H_OUT, S_H2H_IN, S_H2H_OUT,
-    S_RESET_IN, S_RESET_OUT, S_UPDATE_IN, S_UPDATE_OUT, S_NEW_IN, S_NEW_OUT, S_CELL_OUT,
-    S_SCORE_IN, S_SCORE_OUT,
-    S_COUNT
-};
+#include "models/gru_internal.h"
 
 static const vene_site_def gru_sites[S_COUNT] = {
     [S_WTE_OUT] = {"wte", 0, 0, "B x S x D"},
@@ -88,19 +83,6 @@ static const vene_component_def gru_components[] = {
 };
 
 static const char *const gru_classes[] = {"GRUForClassification", "GRUModel", NULL};
-
-typedef struct gru_cell {
-    const float *wx, *bx;   /* x2h: [3D, D] (torch Linear [out, in]), bias [3D] or NULL */
-    const float *wh, *bh;   /* h2h: [3D, D], bias [3D] or NULL */
-} gru_cell;
-
-typedef struct gru_weights {
-    const float *wte, *wpe;  /* NULL unless include_emb */
-    const float *score_w;    /* [C, D]; NULL for GRUModel */
-    gru_cell *cells;
-    int n_labels, include_emb;
-} gru_weights;
-
 
 /* Optional int key with a default; present but not an integer is an error. */
 static int gru_load(vene_model *m, vene_error *err) {
@@ -243,6 +225,20 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_ALLOC(g, 6 * BD);
     VENE_ALLOC(stack, (size_t)T * D);
     vene_tensor tX = vene_tensor_3d(x, B, S, D), tP = vene_tensor_3d(pos, B, S, D);
+    gru_saved *sv = NULL;
+    float *lower = NULL; /* gradient mode: every state of the lower layers, [l][t] */
+    int rc;
+    if (rs->grad_mode) {
+        size_t nsteps = (size_t)L * S, T4 = sizeof(int32_t) * (size_t)T;
+        if ((rc = vene_run_keep_bytes(rs, sizeof *sv, (void **)&sv, err)) ||
+            (rc = vene_run_keep_bytes(rs, sizeof *sv->steps * nsteps, (void **)&sv->steps, err)) ||
+            (rc = vene_run_keep_bytes(rs, sizeof(int32_t) * (size_t)B, (void **)&sv->pooled_at, err)) ||
+            (rc = vene_run_keep_ids(rs, in, &sv->ids, err)) ||
+            (in->positions && (rc = vene_run_keep_bytes(rs, T4, (void **)&sv->positions, err))))
+            return rc;
+        if (in->positions) memcpy(sv->positions, in->positions, T4);
+        if (L > 1) VENE_ALLOC(lower, (size_t)(L - 1) * S * BD);
+    }
 
     if (in->embeds) {
         memcpy(x, in->embeds, sizeof(float) * (size_t)T * D);
@@ -267,6 +263,7 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     for (int t = 0; t < S; t++) {
         /* x[:, t, :]: a view in PyTorch; only cells[0] at this step reads it, so a
          * contiguous copy behaves the same for in-place edits */
+        if (sv) VENE_ALLOC(xt, BD);
         for (int b = 0; b < B; b++)
             memcpy(xt + (size_t)b * D, x + ((size_t)b * S + t) * D, sizeof(float) * (size_t)D);
         float *cur_in = xt; /* cells[l] input at this step */
@@ -274,9 +271,19 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
             const gru_cell *cw = &w->cells[l];
             /* state buffers: previous state (h0 at t = 0) and the new one */
             float *hprev, *hnew;
+            if (sv) { /* gradient mode: every call keeps its own buffers */
+                VENE_ALLOC(c, (size_t)B * D3);
+                VENE_ALLOC(g, 6 * BD);
+                r_in = g, r = g + BD, z_in = g + 2 * BD, z = g + 3 * BD, n_in = g + 4 * BD, n = g + 5 * BD;
+                tC.data = c, tRi.data = r_in, tR.data = r, tZi.data = z_in, tZ.data = z, tNi.data = n_in, tN.data = n;
+            }
             if (l == L - 1) {
                 hprev = t ? top + (size_t)(t - 1) * BD : h0 + (size_t)l * BD;
                 hnew = top + (size_t)t * BD;
+            } else if (sv) {
+                float *own = lower + (size_t)l * S * BD;
+                hprev = t ? own + (size_t)(t - 1) * BD : h0 + (size_t)l * BD;
+                hnew = own + (size_t)t * BD;
             } else {
                 float *slot = ring + (size_t)l * 2 * BD;
                 hprev = t ? slot + (size_t)((t - 1) & 1) * BD : h0 + (size_t)l * BD;
@@ -286,6 +293,8 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
             vene_tensor tOut = vene_tensor_2d(hnew, B, D);
             VENE_FIRE(rs, S_CELL_IN, l, &tIn, err);
             VENE_FIRE(rs, S_X2H_IN, l, &tIn, err);
+            const float *xin = cur_in;
+            if (sv && (rc = vene_run_keep(rs, cur_in, BD, l > 0 && rs->site_hooked[S_H2H_IN], &xin, err))) return rc;
             vk_linear_out_in(cur_in, cw->wx, cw->bx, a, B, D, D3);
             VENE_FIRE(rs, S_X2H_OUT, l, &tA, err);
             VENE_FIRE(rs, S_H2H_IN, l, &tH, err);
@@ -316,6 +325,7 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
             VENE_FIRE(rs, S_NEW_OUT, l, &tN, err);
             for (size_t i = 0; i < BD; i++) hnew[i] = z[i] * hprev[i] + (1.0f - z[i]) * n[i];
             VENE_FIRE(rs, S_CELL_OUT, l, &tOut, err);
+            if (sv) sv->steps[(size_t)t * L + l] = (gru_saved_step){xin, hprev, c, r_in, r, z_in, z, n_in, n};
             cur_in = hnew;
         }
     }
@@ -337,6 +347,7 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
                 if (idx < 0) idx += S;
             }
             memcpy(pooled + (size_t)b * D, stack + ((size_t)b * S + idx) * D, sizeof(float) * (size_t)D);
+            if (sv) sv->pooled_at[b] = idx;
         }
         vene_tensor tPool = vene_tensor_2d(pooled, B, D), tS = vene_tensor_2d(logits, B, C);
         VENE_FIRE(rs, S_SCORE_IN, -1, &tPool, err);
@@ -344,7 +355,9 @@ static int gru_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_SCORE_OUT, -1, &tS, err);
         rs->logits = tS;
         rs->has_logits = 1;
+        if (sv) sv->pooled = pooled;
     }
+    if (sv) rs->saved = sv; /* complete: backward may read it */
     return VENE_OK;
 }
 
@@ -361,4 +374,6 @@ const vene_arch vene_arch_gru = {
     .forward = gru_forward,
     .site_shape = gru_site_shape,
     .component_width = gru_component_width,
+    .grad_bytes = gru_grad_bytes,
+    .backward = gru_backward,
 };

@@ -15,6 +15,8 @@
  *   All:     rope_scaling null, "linear", "dynamic" (per call, from the largest position,
  *            as a freshly loaded Hugging Face model computes it) or "llama3".
  *
+ * In gradient mode every layer keeps its own buffers for the backward (llama_backward.c).
+ *
  * Not modelled: the rotary_emb submodule (its output is the (cos, sin) pair, no hook
  * site), Qwen2's sliding windows, Gemma 2. */
 #include <math.h>
@@ -26,18 +28,7 @@
 #include "core/error.h"
 #include "core/kernels.h"
 #include "core/kernels_llama.h"
-#include "models/model.h"
-#include "models/rope.h"
-
-enum {
-    S_EMBED_OUT,
-    S_L_IN, S_LN1_IN, S_LN1_OUT, S_ATTN_IN,
-    S_Q_IN, S_Q_OUT, S_K_IN, S_K_OUT, S_V_IN, S_V_OUT, S_O_IN, S_O_OUT, S_ATTN_OUT,
-    S_LN2_IN, S_LN2_OUT, S_MLP_IN, S_GATE_IN, S_GATE_OUT, S_ACT_IN, S_ACT_OUT,
-    S_UP_IN, S_UP_OUT, S_DOWN_IN, S_DOWN_OUT, S_MLP_OUT, S_L_OUT,
-    S_NORM_IN, S_NORM_OUT, S_HEAD_IN, S_HEAD_OUT,
-    S_COUNT
-};
+#include "models/llama_internal.h"
 
 static const vene_site_def llama_sites[S_COUNT] = {
     [S_EMBED_OUT] = {"embed_tokens", 0, 0, "B x S x D"},
@@ -92,13 +83,6 @@ static const vene_component_def llama_components[] = {
     {"head_value_output", "layers[%d].self_attn.v_proj", 0, VENE_SPLIT_NONE, 2},
 };
 
-typedef struct llama_layer {
-    const float *ln1, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
-    const float *ln2, *gate_w, *gate_b, *up_w, *up_b, *down_w, *down_b;
-} llama_layer;
-
-enum { ACT_SILU, ACT_GELU_TANH, ACT_GELU_ERF };
-
 /* What distinguishes a family member (vene_arch.data). */
 typedef struct llama_variant {
     const char *lm_class;      /* the *ForCausalLM class name */
@@ -107,18 +91,6 @@ typedef struct llama_variant {
     uint8_t sliding_window;    /* Mistral: config.sliding_window applies */
     uint8_t qwen2;             /* Qwen2: refuse use_sliding_window */
 } llama_variant;
-
-typedef struct llama_weights {
-    const float *embed, *norm, *head;
-    float *inv_freq;           /* head_dim / 2 RoPE inverse frequencies, owned */
-    float *gemma_norms;        /* Gemma: 1 + w of every RMSNorm ((2 L + 1) x D), owned */
-    llama_layer *layers;
-    vene_rope rope;
-    int act;                   /* ACT_* */
-    int window;                /* sliding window, 0 = none */
-    float embed_scale;         /* 0 = none; Gemma: sqrt(hidden_size) in float32 */
-} llama_weights;
-
 
 /* A Linear [out, in] weight and, when `bias`, its [out] bias. */
 static int get_linear(vene_model *m, int l, const char *mod, int in, int out, int bias, const float **w,
@@ -172,29 +144,6 @@ static int read_variant_settings(vene_model *m, const llama_variant *var, llama_
                      VENE_ROPE_ALLOW(VENE_ROPE_DYNAMIC) | VENE_ROPE_ALLOW(VENE_ROPE_LLAMA3);
     if ((rc = vene_rope_read(m, "rope_theta", 10000.0, m->head_dim, m->n_ctx, kinds, &w->rope, err))) return rc;
     m->n_ctx = vene_rope_max_positions(&w->rope);
-    return VENE_OK;
-}
-
-/* Gemma's RMSNorm multiplies by (1 + w) computed in float32: make those vectors once. */
-static int make_gemma_norms(vene_model *m, llama_weights *w, vene_error *err) {
-    const size_t D = (size_t)m->d_model;
-    w->gemma_norms = malloc(sizeof(float) * D * (2 * (size_t)m->n_layer + 1));
-    if (!w->gemma_norms) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    const float **src[2];
-    for (int l = 0; l <= m->n_layer; l++) {
-        int n = 0;
-        if (l < m->n_layer) {
-            src[n++] = &w->layers[l].ln1;
-            src[n++] = &w->layers[l].ln2;
-        } else {
-            src[n++] = &w->norm;
-        }
-        for (int i = 0; i < n; i++) {
-            float *dst = w->gemma_norms + D * (2 * (size_t)l + (size_t)i);
-            for (size_t j = 0; j < D; j++) dst[j] = 1.0f + (*src[i])[j];
-            *src[i] = dst;
-        }
-    }
     return VENE_OK;
 }
 
@@ -286,7 +235,8 @@ static int llama_load(vene_model *m, vene_error *err) {
             if ((rc = vene_model_weight(m, "lm_head.weight", 2, m->vocab_size, D, &w->head, err))) return rc;
         }
     }
-    return var->gemma ? make_gemma_norms(m, w, err) : VENE_OK;
+    w->norm_1p = var->gemma;
+    return VENE_OK;
 }
 
 static void llama_free_impl(vene_model *m) {
@@ -294,7 +244,6 @@ static void llama_free_impl(vene_model *m) {
     if (w) {
         free(w->layers);
         free(w->inv_freq);
-        free(w->gemma_norms);
     }
     free(w);
     m->impl = NULL;
@@ -334,6 +283,11 @@ static int llama_component_width(const vene_model *m, const vene_component_def *
 }
 
 
+static void llama_norm(const llama_weights *w, const float *x, const float *g, float *out, int T, const vene_model *m) {
+    if (w->norm_1p) vk_rmsnorm_1p(x, g, out, T, m->d_model, m->norm_eps);
+    else vk_rmsnorm(x, g, out, T, m->d_model, m->norm_eps);
+}
+
 static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const vene_model *m = rs->m;
     const llama_weights *w = m->impl;
@@ -364,6 +318,10 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     vene_tensor tG = vene_tensor_3d(gate, B, S, F), tAct = vene_tensor_3d(act, B, S, F);
     vene_tensor tUp = vene_tensor_3d(up, B, S, F), tProd = vene_tensor_3d(prod, B, S, F);
     vene_tensor tMo = vene_tensor_3d(mout, B, S, D);
+    const size_t TD = (size_t)T * D;
+    llama_saved *sv = NULL;
+    int rc;
+    if (rs->grad_mode) VENE_SAVE_BEGIN(sv, in);
 
     if (in->embeds) {
         memcpy(x, in->embeds, sizeof(float) * (size_t)T * D);
@@ -398,17 +356,38 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     const float scale_div = sqrtf((float)hd);
     for (int l = 0; l < m->n_layer; l++) {
         const llama_layer *L = &w->layers[l];
+        if (sv && l > 0) { /* gradient mode: every layer keeps its own buffers */
+            VENE_ALLOC(a, TD);
+            VENE_ALLOC(q, (size_t)T * Q);
+            VENE_ALLOC(k, (size_t)T * KV);
+            VENE_ALLOC(v, (size_t)T * KV);
+            VENE_ALLOC(probs, (size_t)B * H * S * S);
+            VENE_ALLOC(merged, (size_t)T * Q);
+            VENE_ALLOC(x2, TD);
+            VENE_ALLOC(b2, TD);
+            VENE_ALLOC(gate, (size_t)T * F);
+            VENE_ALLOC(act, (size_t)T * F);
+            VENE_ALLOC(up, (size_t)T * F);
+            VENE_ALLOC(prod, (size_t)T * F);
+            tA.data = a, tQ.data = q, tK.data = k, tV.data = v, tM.data = merged, tX2.data = x2, tB2.data = b2;
+            tG.data = gate, tAct.data = act, tUp.data = up, tProd.data = prod;
+        }
+        /* copies for the weight gradients when a later hook may edit a (b2) in place */
+        const float *a_q = a, *a_k = a, *b2_gate = b2;
         VENE_FIRE(rs, S_L_IN, l, &tX, err);
         VENE_FIRE(rs, S_LN1_IN, l, &tX, err);
-        vk_rmsnorm(x, L->ln1, a, T, D, m->norm_eps);
+        llama_norm(w, x, L->ln1, a, T, m);
         VENE_FIRE(rs, S_LN1_OUT, l, &tA, err);
         VENE_FIRE(rs, S_ATTN_IN, l, &tA, err);
         VENE_FIRE(rs, S_Q_IN, l, &tA, err);
         vk_linear_out_in(a, L->q_w, L->q_b, q, T, D, Q);
         VENE_FIRE(rs, S_Q_OUT, l, &tQ, err);
+        if (sv && (rc = vene_run_keep(rs, a, TD, rs->site_hooked[S_K_IN] || rs->site_hooked[S_V_IN], &a_q, err)))
+            return rc;
         VENE_FIRE(rs, S_K_IN, l, &tA, err);
         vk_linear_out_in(a, L->k_w, L->k_b, k, T, D, KV);
         VENE_FIRE(rs, S_K_OUT, l, &tK, err);
+        if (sv && (rc = vene_run_keep(rs, a, TD, rs->site_hooked[S_V_IN], &a_k, err))) return rc;
         VENE_FIRE(rs, S_V_IN, l, &tA, err);
         vk_linear_out_in(a, L->v_w, L->v_b, v, T, D, KV);
         VENE_FIRE(rs, S_V_OUT, l, &tV, err);
@@ -423,7 +402,7 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_ATTN_OUT, l, &tAO, err);
         vk_add(x, ao, x2, (int64_t)T * D);
         VENE_FIRE(rs, S_LN2_IN, l, &tX2, err);
-        vk_rmsnorm(x2, L->ln2, b2, T, D, m->norm_eps);
+        llama_norm(w, x2, L->ln2, b2, T, m);
         VENE_FIRE(rs, S_LN2_OUT, l, &tB2, err);
         VENE_FIRE(rs, S_MLP_IN, l, &tB2, err);
         VENE_FIRE(rs, S_GATE_IN, l, &tB2, err);
@@ -434,6 +413,7 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         else if (w->act == ACT_GELU_TANH) vk_gelu_tanh(gate, act, (int64_t)T * F);
         else vk_gelu_erf(gate, act, (int64_t)T * F);
         VENE_FIRE(rs, S_ACT_OUT, l, &tAct, err);
+        if (sv && (rc = vene_run_keep(rs, b2, TD, rs->site_hooked[S_UP_IN], &b2_gate, err))) return rc;
         VENE_FIRE(rs, S_UP_IN, l, &tB2, err);
         vk_linear_out_in(b2, L->up_w, L->up_b, up, T, D, F);
         VENE_FIRE(rs, S_UP_OUT, l, &tUp, err);
@@ -442,6 +422,12 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         vk_linear_out_in(prod, L->down_w, L->down_b, mout, T, F, D);
         VENE_FIRE(rs, S_DOWN_OUT, l, &tMo, err);
         VENE_FIRE(rs, S_MLP_OUT, l, &tMo, err);
+        if (sv) {
+            sv->layers[l] = (llama_saved_layer){x, a_q, a_k, a, q, k, v, probs, merged, x2, b2_gate, b2, gate, act, up,
+                                                prod};
+            VENE_ALLOC(x, TD);
+            tX.data = x;
+        }
         vk_add(x2, mout, x, (int64_t)T * D); /* x (this block's input) is dead: reuse it */
         VENE_FIRE(rs, S_L_OUT, l, &tX, err);
     }
@@ -449,8 +435,12 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     VENE_ALLOC(hid, (size_t)T * D);
     rs->last_hidden = vene_tensor_3d(hid, B, S, D);
     VENE_FIRE(rs, S_NORM_IN, -1, &tX, err);
-    vk_rmsnorm(x, w->norm, hid, T, D, m->norm_eps);
+    llama_norm(w, x, w->norm, hid, T, m);
     VENE_FIRE(rs, S_NORM_OUT, -1, &rs->last_hidden, err);
+    if (sv) { /* complete: backward may read it */
+        sv->cos_t = cos_t, sv->sin_t = sin_t, sv->x_final = x;
+        rs->saved = sv;
+    }
     return m->has_lm_head ? vene_run_lm_head(rs, w->head, S_HEAD_IN, S_HEAD_OUT, err) : VENE_OK;
 }
 
@@ -469,6 +459,8 @@ static int llama_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         .forward = llama_forward,                                              \
         .site_shape = llama_site_shape,                                        \
         .component_width = llama_component_width,                              \
+        .grad_bytes = llama_grad_bytes,                                        \
+        .backward = llama_backward,                                            \
         .data = &variant,                                                      \
     }
 

@@ -167,6 +167,38 @@ int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int sit
         memset((ptr), 0, sizeof(float) * (size_t)(n));                                                 \
     } while (0)
 
+/* Inside forwards in gradient mode: *out = buf, or, when `copy` (a later hook could edit
+ * buf in place before the backward reads it), a copy of its n floats from the run arena. */
+int vene_run_keep(vene_run *rs, const float *buf, size_t n, int copy, const float **out, vene_error *err);
+/* The same for saved-state records: n zeroed bytes from the run arena. */
+int vene_run_keep_bytes(vene_run *rs, size_t n, void **out, vene_error *err);
+/* A copy of the batch's token ids from the run arena (NULL when it has embeddings). */
+int vene_run_keep_ids(vene_run *rs, const vene_batch *in, int32_t **out, vene_error *err);
+/* Gradient mode, start of a forward: a zeroed record of `bytes` (*rec), n_layer zeroed
+ * per-layer records of `layer_bytes` (*layers) and the token ids (*ids, see above). */
+int vene_run_save_begin(vene_run *rs, const vene_batch *in, size_t bytes, size_t layer_bytes, void **rec,
+                        void **layers, int32_t **ids, vene_error *err);
+/* Inside forwards: vene_run_save_begin for a record `sv` with members `layers` and `ids`. */
+#define VENE_SAVE_BEGIN(sv, in)                                                                      \
+    do {                                                                                             \
+        void *layers_ = NULL, *rec_ = NULL;                                                          \
+        int32_t *ids_ = NULL;                                                                        \
+        int save_rc_ = vene_run_save_begin(rs, (in), sizeof *(sv), sizeof *(sv)->layers, &rec_, &layers_, \
+                                           &ids_, err);                                              \
+        if (save_rc_) return save_rc_;                                                               \
+        (sv) = rec_;                                                                                 \
+        (sv)->layers = layers_, (sv)->ids = ids_;                                                    \
+    } while (0)
+/* Start of a causal LM's backward: *d_hidden = n zeroed floats from the gradient arena
+ * holding the gradient of rs->last_hidden, through the LM head (vene_run_lm_head_backward
+ * with W, site_in, site_out) when the model has one, else rs->d_hidden. */
+int vene_run_head_backward(vene_run *rs, const float *W, int site_in, int site_out, float **d_hidden,
+                           vene_error *err);
+/* End of a backward: fire the embedding output's site (layer -1) on dx (B x S x D) and
+ * add dx into the table's gradient rows ids (when weight gradients are on). */
+int vene_run_embed_backward(vene_run *rs, int site, const int32_t *ids, const float *table, float *dx,
+                            vene_error *err);
+
 /* Fire the hooks of (site, layer) on t. */
 int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error *err);
 

@@ -35,6 +35,62 @@ int vene_run_set_grad(vene_run *rs, int mode, vene_error *err) {
     return VENE_OK;
 }
 
+int vene_run_keep(vene_run *rs, const float *buf, size_t n, int copy, const float **out, vene_error *err) {
+    *out = buf;
+    if (!copy) return VENE_OK;
+    float *c;
+    VENE_ALLOC(c, n);
+    memcpy(c, buf, sizeof(float) * n);
+    *out = c;
+    return VENE_OK;
+}
+
+int vene_run_keep_bytes(vene_run *rs, size_t n, void **out, vene_error *err) {
+    float *p;
+    VENE_ALLOC(p, (n + 3) / 4);
+    memset(p, 0, n);
+    *out = p;
+    return VENE_OK;
+}
+
+int vene_run_keep_ids(vene_run *rs, const vene_batch *in, int32_t **out, vene_error *err) {
+    *out = NULL;
+    if (in->embeds || !in->ids) return VENE_OK;
+    size_t n = (size_t)in->batch * (size_t)in->seq;
+    int rc = vene_run_keep_bytes(rs, n * sizeof(int32_t), (void **)out, err);
+    if (!rc) memcpy(*out, in->ids, n * sizeof(int32_t));
+    return rc;
+}
+
+int vene_run_save_begin(vene_run *rs, const vene_batch *in, size_t bytes, size_t layer_bytes, void **rec,
+                        void **layers, int32_t **ids, vene_error *err) {
+    int rc = vene_run_keep_bytes(rs, bytes, rec, err);
+    if (!rc) rc = vene_run_keep_bytes(rs, layer_bytes * (size_t)rs->m->n_layer, layers, err);
+    if (!rc) rc = vene_run_keep_ids(rs, in, ids, err);
+    return rc;
+}
+
+int vene_run_head_backward(vene_run *rs, const float *W, int site_in, int site_out, float **d_hidden,
+                           vene_error *err) {
+    const vene_tensor *h = &rs->last_hidden;
+    int64_t n = vene_tensor_numel(h);
+    float *d;
+    VENE_GALLOC(d, (size_t)n);
+    *d_hidden = d;
+    if (rs->m->has_lm_head) return vene_run_lm_head_backward(rs, W, site_in, site_out, d, err);
+    if (rs->d_hidden) vk_acc(rs->d_hidden, d, n);
+    return VENE_OK;
+}
+
+int vene_run_embed_backward(vene_run *rs, int site, const int32_t *ids, const float *table, float *dx,
+                            vene_error *err) {
+    vene_tensor t = vene_tensor_3d(dx, rs->B, rs->S, rs->m->d_model);
+    VENE_FIRE_BACK(rs, site, -1, &t, err);
+    float *dt = vene_run_grad_of(rs, table);
+    if (dt) vk_embed_backward(dx, ids, dt, rs->B * rs->S, rs->m->d_model);
+    return VENE_OK;
+}
+
 int vene_run_share_grads(vene_run *rs, vene_run *owner, vene_error *err) {
     if (rs->m != owner->m || owner->grad_mode != VENE_GRAD_MODEL || !owner->param_grads)
         return vene_errorf(err, VENE_ERR_STATE, "vene_run_share_grads: the owner must be a run of the same model with weight gradients on");
@@ -106,14 +162,28 @@ int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int sit
         vene_tensor g = vene_tensor_3d(dl, rs->logits.shape[0], rs->logits.shape[1], V);
         VENE_FIRE_BACK(rs, site_out, -1, &g, err);
         float *dW = vene_run_grad_of(rs, W);
-        /* a loss at a few positions leaves most rows zero: multiply only the live ones */
+        /* a loss at a few positions leaves most rows zero: move the live ones to the front
+         * (the hooks are done with dl) and multiply them in one product */
+        int *at = (int *)(void *)vene_arena_floats(&rs->garena, (size_t)R);
+        if (!at) return vene_errorf(err, VENE_ERR_MEMORY, "gradient arena exhausted (sizing bug)");
+        int n = 0;
         for (int r = 0; r < R; r++) {
             const float *row = dl + (int64_t)r * V;
             int live = 0;
             for (int j = 0; j < V && !live; j++) live = row[j] != 0.0f;
-            int at = rs->logit_pos ? r * S + vene_run_logit_row(rs, r) : r;
-            if (live)
-                vk_linear_out_in_backward(row, h->data + (int64_t)at * D, W, d_hidden + (int64_t)at * D, dW, NULL, 1, D, V);
+            if (!live) continue;
+            if (n != r) memcpy(dl + (int64_t)n * V, row, sizeof(float) * (size_t)V);
+            at[n++] = rs->logit_pos ? r * S + vene_run_logit_row(rs, r) : r;
+        }
+        if (n == T && !rs->logit_pos) { /* every position: the hidden rows as they are */
+            vk_linear_out_in_backward(dl, h->data, W, d_hidden, dW, NULL, T, D, V);
+        } else if (n > 0) {
+            float *hin, *dh;
+            VENE_GALLOC(hin, (size_t)n * D);
+            VENE_GALLOC(dh, (size_t)n * D);
+            for (int i = 0; i < n; i++) memcpy(hin + (int64_t)i * D, h->data + (int64_t)at[i] * D, sizeof(float) * D);
+            vk_linear_out_in_backward(dl, hin, W, dh, dW, NULL, n, D, V);
+            for (int i = 0; i < n; i++) vk_acc(dh + (int64_t)i * D, d_hidden + (int64_t)at[i] * D, D);
         }
     }
     if (rs->d_hidden) vk_acc(rs->d_hidden, d_hidden, (int64_t)T * D);

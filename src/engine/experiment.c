@@ -337,6 +337,28 @@ static int run_generate(exp_ctx *x, const vene_call *call, const cJSON *ulj, con
 }
 
 int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_error *err) {
+    vene_experiment_opts o = {.quiet = quiet};
+    return vene_experiment_run_opts(path, out_path, &o, err);
+}
+
+/* max_memory counts the model's weights; what is left bounds each intervened call. */
+static int weights_budget(const vene_model *m, size_t max_memory, size_t *left, vene_error *err) {
+    uint64_t w = (uint64_t)m->n_params * sizeof(float);
+    if (w >= max_memory) {
+        char a[64], b[64];
+        return vene_errorf(err, VENE_ERR_MEMORY, "model: its weights take %s, over the memory limit of %s",
+                           vene_bytes_str(w, a, sizeof a), vene_bytes_str(max_memory, b, sizeof b));
+    }
+    *left = (size_t)(max_memory - w);
+    return VENE_OK;
+}
+
+int vene_experiment_run_opts(const char *path, const char *out_path, const vene_experiment_opts *opts, vene_error *err) {
+    vene_experiment_opts defaults = {0};
+    if (!opts) opts = &defaults;
+    if (!path || !out_path) return vene_errorf(err, VENE_ERR_ARG, "experiment and result paths must not be NULL");
+    const int quiet = opts->quiet;
+    size_t call_budget = 0;
     exp_ctx x;
     memset(&x, 0, sizeof x);
     x.path = path;
@@ -386,6 +408,7 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
         vene_error_prefix(err, "model");
         goto out;
     }
+    if (opts->max_memory && (rc = weights_budget(x.m, opts->max_memory, &call_budget, err))) goto out;
     char ipath[8192];
     struct stat st;
     snprintf(ipath, sizeof ipath, "%s/inputs.safetensors", x.dir);
@@ -393,6 +416,7 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(x.j, "config");
     if (!cJSON_IsObject(cfg)) { rc = vene_errorf(err, VENE_ERR_ARG, "config: expected an object with representations"); goto out; }
     if ((rc = vene_intervenable_from_json(x.m, cfg, &x.iv, err))) goto out;
+    if (call_budget) vene_intervenable_set_memory_limit(x.iv, call_budget);
     if (seed && !cJSON_IsNull(seed) && !(cJSON_IsNumber(seed) && seed->valuedouble >= 0 && seed->valuedouble < 9007199254740992.0)) {
         rc = vene_errorf(err, VENE_ERR_ARG, "seed: expected a non-negative integer");
         goto out;
@@ -484,6 +508,10 @@ int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_
         print_top("intervened", vene_intervenable_logits(x.iv, 1), x.tok);
     }
 out:
+    if (rc == VENE_ERR_MEMORY && call_budget && err) {
+        size_t l = strlen(err->msg);
+        snprintf(err->msg + l, sizeof err->msg - l, " (max_memory less the model's weights)");
+    }
     ctx_free(&x);
     return rc;
 }

@@ -122,6 +122,7 @@ int vene_generate_greedy(vene_intervenable *iv, const vene_call *tmpl, const cJS
     if (max_total < P) max_total = P;
     gen_locs g;
     int rc = parse_gen_locs(ul, intervene_on_prompt, &g, err);
+    if (!rc) rc = vene_budget_check_length(iv, 1, max_total, err); /* the last, longest pass */
     if (rc) return rc;
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)max_total);
     int64_t *res = malloc(sizeof(int64_t) * (size_t)max_total);

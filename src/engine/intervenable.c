@@ -525,7 +525,9 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         rc = vene_errorf(err, VENE_ERR_ARG, "%s: not valid JSON", call->unit_locations && !ul ? "unit_locations" : "subspaces");
         goto done;
     }
-    if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err))) goto done;
+    if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err)) ||
+        (rc = vene_budget_check(iv, call, src, err)))
+        goto done;
     for (int i = 0; i < iv->n; i++) {
         const vene_tensor *c = call->source_reps ? call->source_reps[i] : NULL;
         iv->slots[i].const_src = c ? c->data : NULL;

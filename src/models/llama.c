@@ -106,11 +106,6 @@ static int get_linear(vene_model *m, int l, const char *mod, int in, int out, in
     return vene_model_weight(m, n, 1, out, 0, b, err);
 }
 
-static int config_bool(const cJSON *c, const char *key, int dflt) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(c, key);
-    return cJSON_IsBool(v) ? cJSON_IsTrue(v) : dflt;
-}
-
 /* rope_scaling: null, or {"rope_type"|"type": "default"|"linear", "factor": f}. */
 static int read_rope_scaling(const vene_model *m, double *factor, vene_error *err) {
     *factor = 1.0;
@@ -146,12 +141,13 @@ static int llama_load(vene_model *m, vene_error *err) {
         (rc = vene_config_int(c, file, "intermediate_size", &m->d_ff, err)) ||
         (rc = vene_config_int(c, file, "vocab_size", &m->vocab_size, err)))
         return vene_error_prefix(err, "%s", m->dir);
-    m->n_ctx = vene_config_int_opt(c, "max_position_embeddings", 2048);
-    m->n_kv_head = vene_config_int_opt(c, "num_key_value_heads", m->n_head);
+    if ((rc = vene_config_int_or(m, "max_position_embeddings", 2048, &m->n_ctx, err)) ||
+        (rc = vene_config_int_or(m, "num_key_value_heads", m->n_head, &m->n_kv_head, err)))
+        return rc;
     if (m->n_head <= 0 || m->d_model <= 0)
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: hidden_size %d and num_attention_heads %d must be positive",
                            m->dir, m->d_model, m->n_head);
-    m->head_dim = vene_config_int_opt(c, "head_dim", m->d_model / m->n_head);
+    if ((rc = vene_config_int_or(m, "head_dim", m->d_model / m->n_head, &m->head_dim, err))) return rc;
     if (m->n_layer <= 0 || m->d_ff <= 0 || m->vocab_size <= 0 || m->n_ctx <= 0 || m->n_kv_head <= 0 ||
         m->head_dim <= 0 || m->head_dim % 2 != 0 || m->n_head % m->n_kv_head != 0 ||
         (int64_t)m->n_head * m->head_dim > INT_MAX)
@@ -162,22 +158,30 @@ static int llama_load(vene_model *m, vene_error *err) {
                            "num_attention_heads divisible by num_key_value_heads",
                            m->dir, m->n_layer, m->d_model, m->n_head, m->n_kv_head, m->head_dim, m->d_ff,
                            m->vocab_size, m->n_ctx);
-    m->norm_eps = (float)vene_config_num_opt(c, "rms_norm_eps", 1e-6);
+    double eps, prf, theta;
+    if ((rc = vene_config_num_or(m, "rms_norm_eps", 1e-6, &eps, err)) ||
+        (rc = vene_config_num_or(m, "partial_rotary_factor", 1.0, &prf, err)) ||
+        (rc = vene_config_num_or(m, "rope_theta", 10000.0, &theta, err)))
+        return rc;
+    m->norm_eps = (float)eps;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "hidden_act");
     if (cJSON_IsString(act) && strcmp(act->valuestring, "silu") != 0)
         return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: hidden_act \"%s\" not supported (silu)", m->dir,
                            act->valuestring);
-    double prf = vene_config_num_opt(c, "partial_rotary_factor", 1.0);
+
     if (prf != 1.0)
         return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: partial_rotary_factor %g not supported (1.0)",
                            m->dir, prf);
     double rope_factor = 1.0;
     if ((rc = read_rope_scaling(m, &rope_factor, err))) return rc;
-    double theta = vene_config_num_opt(c, "rope_theta", 10000.0);
+
     if (!(theta > 0))
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: rope_theta must be positive", m->dir);
-    const int attn_bias = config_bool(c, "attention_bias", 0), mlp_bias = config_bool(c, "mlp_bias", 0);
-    const int tied = config_bool(c, "tie_word_embeddings", 0);
+    int attn_bias, mlp_bias, tied;
+    if ((rc = vene_config_bool_or(m, "attention_bias", 0, &attn_bias, err)) ||
+        (rc = vene_config_bool_or(m, "mlp_bias", 0, &mlp_bias, err)) ||
+        (rc = vene_config_bool_or(m, "tie_word_embeddings", 0, &tied, err)))
+        return rc;
     m->has_lm_head = strcmp(m->model_class, "LlamaForCausalLM") == 0;
     m->path_prefix = m->has_lm_head ? "model." : "";
     static const char *const prefixes[] = {"model.", NULL};

@@ -76,6 +76,14 @@ int vene_config_int_or(const vene_model *m, const char *key, int dflt, int *out,
     return vene_config_int(m->config, "config.json", key, out, err) ? vene_error_prefix(err, "%s", m->dir) : VENE_OK;
 }
 
+int vene_config_num_or(const vene_model *m, const char *key, double dflt, double *out, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    if (!v || cJSON_IsNull(v)) *out = dflt;
+    else if (cJSON_IsNumber(v)) *out = v->valuedouble;
+    else return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"%s\" must be a number", m->dir, key);
+    return VENE_OK;
+}
+
 int vene_config_bool_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
     if (!v || cJSON_IsNull(v)) *out = dflt;
@@ -115,6 +123,7 @@ int vene_model_load(const char *dir, const char *model_class, vene_model **out, 
     }
     m->config = cfg;
     m->dir = strdup(dir);
+    atomic_init(&m->refs, 1);
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
     if (!cJSON_IsString(mt)) {
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: missing key \"model_type\" (a string)", path);
@@ -149,14 +158,24 @@ fail:
     return rc;
 }
 
-void vene_model_free(vene_model *m) {
-    if (!m) return;
+static void model_destroy(vene_model *m) {
     if (m->arch && m->arch->free_impl) m->arch->free_impl(m);
     vene_weights_free(m->weights);
     cJSON_Delete(m->config);
     free(m->model_class);
     free(m->dir);
     free(m);
+}
+
+/* Drop one reference (the caller's handle or a run state's); the last one releases. */
+static void model_unref(const vene_model *cm) {
+    vene_model *m = (vene_model *)cm; /* the count is not part of the model's value */
+    if (atomic_fetch_sub(&m->refs, 1) == 1) model_destroy(m);
+}
+
+void vene_model_free(vene_model *m) {
+    if (!m || atomic_exchange(&m->freed, 1)) return; /* a second free of a model still in use is ignored */
+    model_unref(m);
 }
 
 void vene_model_get_info(const vene_model *m, vene_model_info *info) {
@@ -253,8 +272,11 @@ int vene_model_find_site(const vene_model *m, const char *path, int *site, int *
 
 int vene_run_new(const vene_model *m, vene_run **out, vene_error *err) {
     *out = NULL;
+    if (!m) return vene_errorf(err, VENE_ERR_ARG, "model is NULL");
+    if (atomic_load(&m->freed)) return vene_errorf(err, VENE_ERR_STATE, "the model was freed (vene_model_free)");
     vene_run *rs = calloc(1, sizeof *rs);
     if (!rs) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    atomic_fetch_add(&((vene_model *)m)->refs, 1);
     rs->m = m;
     vk_blas_single_thread();
     rs->site_hooked = calloc((size_t)m->arch->n_sites, 1);
@@ -273,8 +295,11 @@ void vene_run_free(vene_run *rs) {
     free(rs->hooks);
     free(rs->site_hooked);
     free(rs->call_count);
+    model_unref(rs->m);
     free(rs);
 }
+
+void vene_run_set_memory_limit(vene_run *rs, size_t bytes) { rs->arena.limit = bytes; }
 
 int vene_run_add_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err) {
     const vene_model *m = rs->m;
@@ -330,6 +355,8 @@ int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, ve
 
 int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
     const vene_model *m = rs->m;
+    if (atomic_load(&m->freed))
+        return vene_errorf(err, VENE_ERR_STATE, "the model was freed (vene_model_free) while this run state still used it");
     if (!b || b->batch <= 0 || b->seq <= 0)
         return vene_errorf(err, VENE_ERR_ARG, "empty input: batch and sequence length must be positive");
     if (!b->ids && !b->embeds) return vene_errorf(err, VENE_ERR_ARG, "input has neither ids nor embeddings");
@@ -350,7 +377,7 @@ int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
     }
     size_t need = m->arch->run_bytes(m, b->batch, b->seq);
     int rc = vene_arena_reserve(&rs->arena, need, err);
-    if (rc) return rc;
+    if (rc) return vene_error_prefix(err, "a forward of %d x %d tokens", b->batch, b->seq);
     vene_arena_reset(&rs->arena);
     memset(rs->call_count, 0, sizeof(int) * (size_t)m->arch->n_sites * (size_t)(m->n_layer + 1));
     rs->B = b->batch;

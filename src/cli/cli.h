@@ -12,11 +12,13 @@ int vene_cli_fail(const char *fmt, ...);
 /* "1.2 MB" style size into buf. */
 const char *vene_cli_bytes(double bytes, char *buf, int n);
 
-/* --max-memory SIZE (cli_memory.c). parse_size: 0 on success; size_arg prints the error
+/* --max-memory SIZE (cli_args.c). parse_size: 0 on success; size_arg prints the error
  * for command `cmd` and returns 1; memory_left: what the forward may use once the model's
  * weights and `extra` bytes are counted, or prints why nothing is left and returns 1. */
 #include "vene.h"
 int vene_cli_parse_size(const char *s, size_t *out);
+/* A whole number option value in lo..hi into *out, or prints the error and returns 1. */
+int vene_cli_int_arg(const char *cmd, const char *opt, const char *arg, int lo, int hi, int *out);
 int vene_cli_size_arg(const char *cmd, const char *arg, size_t *out);
 int vene_cli_memory_left(const vene_model *m, const char *arg, size_t max_memory, size_t extra, size_t *left);
 

@@ -65,7 +65,9 @@ int vene_cmd_forward(int argc, char **argv) {
     int n_sites = 0, top = 10;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage();
-        if (!strcmp(argv[i], "--top") && i + 1 < argc) top = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--top") && i + 1 < argc) {
+            if (vene_cli_int_arg("forward", "--top", argv[++i], 1, 1000000, &top)) return 1;
+        }
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--class") && i + 1 < argc) cls = argv[++i];
         else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "io/json_keys.h"
 #include "io/safetensors.h"
 
 static const char *const top_keys[] = {"model", "model_class", "seed", "config", "intervention_params", "base", "sources",
@@ -377,6 +378,7 @@ int vene_experiment_run_opts(const char *path, const char *out_path, const vene_
         goto out;
     }
     free(text);
+    if ((rc = vene_json_unique_keys(x.j, "", err))) goto out;
     for (const cJSON *c = x.j->child; c; c = c->next) {
         int ok = 0;
         for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++) ok |= !strcmp(c->string, top_keys[i]);

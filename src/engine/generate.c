@@ -34,6 +34,8 @@ typedef struct gen_locs {
 static int read_positions(const cJSON *v, int *out, int *n, const char *what, vene_error *err) {
     *n = 0;
     if (cJSON_IsNumber(v)) {
+        if (!(v->valuedouble >= 0 && v->valuedouble <= 1e6)) /* range first: (int) of a huge double is undefined */
+            return vene_errorf(err, VENE_ERR_RANGE, "%s: position %g out of range", what, v->valuedouble);
         out[(*n)++] = (int)v->valuedouble;
         return VENE_OK;
     }

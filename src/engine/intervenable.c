@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "io/json_keys.h"
 
 /* ---------------------------------------------------------------- construction */
 
@@ -181,7 +182,8 @@ int vene_intervenable_new(const vene_model *m, const char *config_json, vene_int
     if (!config_json) return vene_errorf(err, VENE_ERR_ARG, "config: NULL");
     cJSON *j = cJSON_Parse(config_json);
     if (!j) return vene_errorf(err, VENE_ERR_ARG, "config: not valid JSON");
-    int rc = vene_intervenable_from_json(m, j, out, err);
+    int rc = vene_json_unique_keys(j, "config", err);
+    if (!rc) rc = vene_intervenable_from_json(m, j, out, err);
     cJSON_Delete(j);
     return rc;
 }
@@ -525,6 +527,7 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
         rc = vene_errorf(err, VENE_ERR_ARG, "%s: not valid JSON", call->unit_locations && !ul ? "unit_locations" : "subspaces");
         goto done;
     }
+    if ((rc = vene_json_unique_keys(ul, "unit_locations", err))) goto done;
     if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err)) ||
         (rc = vene_budget_check(iv, call, src, err)))
         goto done;

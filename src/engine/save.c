@@ -19,6 +19,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "io/json_keys.h"
 #include "io/safetensors.h"
 
 #define P_ORIGINAL "rotate_layer.parametrizations.weight.original"
@@ -477,7 +478,8 @@ int vene_intervenable_load(const vene_model *m, const char *dir, vene_intervenab
     cJSON *cfg = NULL;
     int n = 0, *need = NULL;
     vene_intervenable *iv = NULL;
-    int rc = rebuild_config(saved, cpath, &cfg, &n, &need, err);
+    int rc = vene_json_unique_keys(saved, cpath, err);
+    if (!rc) rc = rebuild_config(saved, cpath, &cfg, &n, &need, err);
     if (!rc && (rc = vene_intervenable_from_json(m, cfg, &iv, err))) vene_error_prefix(err, "%s", cpath);
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(saved, "intervention_dimensions");
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(saved, "sorted_keys");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/json_keys.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -171,6 +172,7 @@ static int open_sharded(vene_weights *w, const char *index_path, vene_error *err
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: not a JSON object", index_path);
         goto out;
     }
+    if ((rc = vene_json_unique_keys(root, index_path, err))) goto out;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!map) {
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: missing \"weight_map\"", index_path);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
+#include "io/json_keys.h"
 
 static char *read_text_file(const char *path, size_t *len, vene_error *err) {
     FILE *f = fopen(path, "rb");
@@ -73,7 +74,9 @@ int vene_config_int_or(const vene_model *m, const char *key, int dflt, int *out,
         *out = dflt;
         return VENE_OK;
     }
-    return vene_config_int(m->config, "config.json", key, out, err) ? vene_error_prefix(err, "%s", m->dir) : VENE_OK;
+    char file[4200];
+    snprintf(file, sizeof file, "%s/config.json", m->dir);
+    return vene_config_int(m->config, file, key, out, err);
 }
 
 int vene_config_num_or(const vene_model *m, const char *key, double dflt, double *out, vene_error *err) {
@@ -115,7 +118,11 @@ int vene_model_load(const char *dir, const char *model_class, vene_model **out, 
         return vene_errorf(err, VENE_ERR_FORMAT, "%s: not a JSON object (parse error near byte %ld)", path, off);
     }
     free(text);
-    int rc = VENE_OK;
+    int rc = vene_json_unique_keys(cfg, path, err);
+    if (rc) {
+        cJSON_Delete(cfg);
+        return rc;
+    }
     vene_model *m = calloc(1, sizeof *m);
     if (!m) {
         cJSON_Delete(cfg);

@@ -157,9 +157,9 @@ static int load_vocab(vene_tokenizer *t, const cJSON *vocab, const cJSON *added,
                            *where ? where : "the vocab");
     int32_t max = -1;
     max_id(vocab, added, &max);
-    if (max < 0) return vene_errorf(err, VENE_ERR_FORMAT, "%s: the vocab is empty", file);
-    t->n_vocab = max + 1;
-    t->tok = calloc((size_t)t->n_vocab, sizeof *t->tok);
+    if (max < 0 && !vocab->child) return vene_errorf(err, VENE_ERR_FORMAT, "%s: the vocab is empty", file);
+    t->n_vocab = max + 1; /* 0 when no id is valid: the loop below names the first bad one */
+    t->tok = calloc((size_t)t->n_vocab + 1, sizeof *t->tok);
     if (!t->tok) return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", file);
     for (const cJSON *e = vocab->child; e; e = e->next) {
         int32_t id;

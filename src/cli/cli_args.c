@@ -1,5 +1,5 @@
-/* --max-memory SIZE for the commands that run a model: parsing the size, and what is left
- * for the forward once the model's weights are counted. */
+/* Option values shared by the commands: whole numbers, and --max-memory SIZE (parsing the
+ * size, and what is left for the forward once the model's weights are counted). */
 #include <ctype.h>
 #include <math.h>
 #include <stdint.h>
@@ -29,6 +29,15 @@ int vene_cli_parse_size(const char *s, size_t *out) {
     }
     if (*end || !(v * mult >= 1) || v * mult >= 18446744073709551615.0 || v * mult > (double)SIZE_MAX) return 1;
     *out = (size_t)(v * mult);
+    return 0;
+}
+
+int vene_cli_int_arg(const char *cmd, const char *opt, const char *arg, int lo, int hi, int *out) {
+    char *end = NULL;
+    long v = strtol(arg, &end, 10);
+    if (end == arg || *end || v < lo || v > hi)
+        return vene_cli_fail("%s: %s: expected an integer in %d..%d, got \"%s\"", cmd, opt, lo, hi, arg);
+    *out = (int)v;
     return 0;
 }
 

@@ -118,6 +118,10 @@ d=$(model m24); config_set "$d" n_head 3
 row M24 "$d/config.json|n_head 3" -- "$vene" info "$d"
 d=$(model m25); sed -i 's/"n_layer": 4,/"n_layer": 4, "n_layer": 2,/' "$d/config.json"
 row M25 "$d/config.json|\"n_layer\" appears twice" -- "$vene" info "$d"
+d=$(model m26); rm "$d/config.json"; mkdir "$d/config.json"
+row M26 "$d/config.json|not a regular file" -- "$vene" info "$d"
+d=$(model m27); rm "$d/model.safetensors"; mkdir "$d/model.safetensors.index.json"
+row M27 "$d|no weights|model.safetensors.index.json" -- "$vene" info "$d"
 
 # ---------------------------------------------------------------- tokenizer files (T)
 d=$(model t1); rm "$d/vocab.json" "$d/merges.txt"
@@ -133,6 +137,8 @@ d=$(model t5); rm "$d/vocab.json" "$d/merges.txt"; printf '{"model": {"type": "B
 row T5 "tokenizer.json|pre_tokenizer" -- "$vene" tokenize "$d" "Hello"
 d=$(model t6); rm "$d/vocab.json"; printf '{"a": "zero"}' >"$d/vocab.json"
 row T6 "vocab.json|\"a\"|integer" -- "$vene" tokenize "$d" "Hello"
+d=$(model t7); rm "$d/merges.txt"; mkdir "$d/merges.txt"
+row T7 "merges.txt" -- "$vene" tokenize "$d" "Hello"
 
 # ---------------------------------------------------------------- experiments
 # exp ID [KEY=JSON]...: writes $tmp/e/ID/experiment.json from a valid block_output interchange,
@@ -235,7 +241,7 @@ f=$(exp E25 REPR='"intervention_type": "RotatedSpaceIntervention"' intervention_
 st "${f%/*}/inputs.safetensors" '{"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}' 16
 row E25 'intervention_params|rotate_layer.weight|64' -- "$vene" run "$f" --out "$tmp/out/E25/result.safetensors" --quiet
 mkdir -p "$tmp/e/E26/experiment.json"
-row E26 'experiment.json' -- "$vene" run "$tmp/e/E26/experiment.json" --out "$tmp/out/E26/result.safetensors"
+row E26 'experiment.json|not a regular file' -- "$vene" run "$tmp/e/E26/experiment.json" --out "$tmp/out/E26/result.safetensors"
 run_row E28 'unit_locations|position 1e+300' run='"generate"' outputs='["generated.intervened"]' \
     generate='{"max_new_tokens": 2}' unit_locations='{"sources->base": 1e300}'
 run_row E27 'model|GPT2ForQuestionAnswering|not supported' model_class='"GPT2ForQuestionAnswering"'
@@ -261,6 +267,9 @@ row X16 'forward|MODEL_DIR and TEXT' -- "$vene" forward "$tiny"
 row X17 'tokenize' -- "$vene" tokenize "$tiny"
 row X18 'info|unexpected argument|extra' -- "$vene" info "$tiny" extra
 row X19 'run|unexpected argument' -- "$vene" run "$f" "$f" --out "$tmp/out/X19/r.safetensors"
+# the file system refuses the write halfway (a 64 KiB file size limit; SIGXFSZ ignored)
+row X20 "$tmp/out/X20/r.safetensors|write failed|File too large" -- \
+    bash -c 'trap "" XFSZ; ulimit -f 128; exec "$@"' _ "$vene" run "$f" --out "$tmp/out/X20/r.safetensors" --quiet
 
 # ---------------------------------------------------------------- atomic output
 # A run that fails after its forward (at output time) keeps an earlier result as it was.
@@ -274,12 +283,18 @@ sed -i 's/"collected.0"/"collected.0", "collected.1"/' "$f"
 ok "atomic: a run failing at output time exits non-zero" test $? -ne 0
 ok "atomic: the earlier result is unchanged and nothing else is left" \
     bash -c 'cmp -s "$1/keep/r.safetensors" "$1/keep.ref" && [ "$(ls -A "$1/keep")" = r.safetensors ]' _ "$tmp"
-# Runs killed (SIGKILL, SIGINT) at various moments leave nothing or the complete result.
+# Killed while writing the result (SIGXFSZ at the 64 KiB file size limit): nothing is left.
+mkdir -p "$tmp/xfsz"
+bash -c 'ulimit -f 128; exec "$@"' _ "$vene" run "$(exp valid)" --out "$tmp/xfsz/r.safetensors" --quiet 2>/dev/null
+rc=$?
+ok "atomic: killed by SIGXFSZ in the middle of writing (status $rc), nothing is left" \
+    bash -c '[ "$1" -gt 128 ] && [ -z "$(ls -A "$2")" ]' _ "$rc" "$tmp/xfsz"
+# Runs killed (SIGKILL, SIGTERM) at various moments leave nothing or the complete result.
 f=$(exp kill base='{"input_ids": [[464, 3139, 286, 8602, 318, 464, 3139, 286, 8602, 318]]}' \
     sources='[{"input_ids": [[464, 3139, 286, 8031, 318, 464, 3139, 286, 8031, 318]]}]')
 "$vene" run "$f" --out "$tmp/kill.ref" --quiet
-for delay in 0 0.01 0.02 0.05 0.1 0.2 0.3; do
-    for sig in KILL INT; do
+for delay in 0 0.05 0.1 0.2 0.4 0.8 1.6; do
+    for sig in KILL TERM; do
         mkdir -p "$tmp/kill"
         "$vene" run "$f" --out "$tmp/kill/r.safetensors" --quiet 2>/dev/null &
         pid=$!

@@ -42,6 +42,12 @@ static char *read_all(const char *path, vene_error *err) {
         vene_errorf(err, VENE_ERR_IO, "cannot open the file");
         return NULL;
     }
+    struct stat sb; /* a directory opens, then reports a size of LONG_MAX */
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        vene_errorf(err, VENE_ERR_IO, "not a regular file");
+        return NULL;
+    }
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -356,7 +362,9 @@ static int weights_budget(const vene_model *m, size_t max_memory, size_t *left, 
 
 int vene_experiment_run_opts(const char *path, const char *out_path, const vene_experiment_opts *opts, vene_error *err) {
     vene_experiment_opts defaults = {0};
+    vene_error local;
     if (!opts) opts = &defaults;
+    if (!err) err = &local; /* the steps below read err->code */
     if (!path || !out_path) return vene_errorf(err, VENE_ERR_ARG, "experiment and result paths must not be NULL");
     const int quiet = opts->quiet;
     size_t call_budget = 0;

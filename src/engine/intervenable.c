@@ -178,6 +178,7 @@ int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_inte
 }
 
 int vene_intervenable_new(const vene_model *m, const char *config_json, vene_intervenable **out, vene_error *err) {
+    if (!out) return vene_errorf(err, VENE_ERR_ARG, "vene_intervenable_new: out is NULL");
     *out = NULL;
     if (!config_json) return vene_errorf(err, VENE_ERR_ARG, "config: NULL");
     cJSON *j = cJSON_Parse(config_json);
@@ -250,6 +251,8 @@ void vene_intervenable_set_seed(vene_intervenable *iv, uint64_t seed) { iv->seed
 int vene_intervenable_set_param(vene_intervenable *iv, int i, const char *name, const vene_tensor *value,
                                 vene_error *err) {
     if (i < 0 || i >= iv->n) return vene_errorf(err, VENE_ERR_RANGE, "intervention %d out of range (%d configured)", i, iv->n);
+    if (!name || !value || (!value->data && vene_tensor_numel(value)))
+        return vene_errorf(err, VENE_ERR_ARG, "intervention %d: parameter name or value is NULL", i);
     st_tensor t = {0};
     t.name = name;
     t.dtype = ST_F32;
@@ -499,6 +502,7 @@ static int run_source(vene_intervenable *iv, const vene_batch *src, vene_error *
 }
 
 int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene_error *err) {
+    if (!iv) return vene_errorf(err, VENE_ERR_ARG, "vene_intervenable_forward: intervenable is NULL");
     free_call_state(iv);
     free_outputs(iv);
     if (!call || !call->base) return vene_errorf(err, VENE_ERR_ARG, "no base input");

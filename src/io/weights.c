@@ -123,6 +123,11 @@ static int read_text(const char *path, char **out, vene_error *err) {
     *out = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) return vene_errorf(err, VENE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return vene_errorf(err, VENE_ERR_IO, "%s: not a regular file", path);
+    }
     int rc = VENE_OK;
     char *buf = NULL;
     long n = -1;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/kernels.h"
@@ -15,6 +16,12 @@ static char *read_text_file(const char *path, size_t *len, vene_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         vene_errorf(err, VENE_ERR_IO, "%s: cannot open", path);
+        return NULL;
+    }
+    struct stat sb; /* a directory opens, then reports a size of LONG_MAX */
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        vene_errorf(err, VENE_ERR_IO, "%s: not a regular file", path);
         return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0) goto fail;
@@ -102,6 +109,7 @@ static int class_allowed(const vene_arch *a, const char *cls) {
 }
 
 int vene_model_load(const char *dir, const char *model_class, vene_model **out, vene_error *err) {
+    if (!out) return vene_errorf(err, VENE_ERR_ARG, "vene_model_load: out is NULL");
     *out = NULL;
     if (!dir || !*dir) return vene_errorf(err, VENE_ERR_ARG, "model folder path is empty");
     char path[4096];
@@ -278,6 +286,7 @@ int vene_model_find_site(const vene_model *m, const char *path, int *site, int *
 /* ---------------------------------------------------------------- run state */
 
 int vene_run_new(const vene_model *m, vene_run **out, vene_error *err) {
+    if (!out) return vene_errorf(err, VENE_ERR_ARG, "vene_run_new: out is NULL");
     *out = NULL;
     if (!m) return vene_errorf(err, VENE_ERR_ARG, "model is NULL");
     if (atomic_load(&m->freed)) return vene_errorf(err, VENE_ERR_STATE, "the model was freed (vene_model_free)");
@@ -361,6 +370,7 @@ int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, ve
 }
 
 int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
+    if (!rs) return vene_errorf(err, VENE_ERR_ARG, "vene_forward: run state is NULL");
     const vene_model *m = rs->m;
     if (atomic_load(&m->freed))
         return vene_errorf(err, VENE_ERR_STATE, "the model was freed (vene_model_free) while this run state still used it");

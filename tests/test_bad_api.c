@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "test.h"
+#include "test_tmp.h"
 #include "vene.h"
 
 #define MODEL_DIR "fixtures/models/gpt2-tiny"
@@ -216,7 +217,37 @@ static void test_memory_limits(vene_model *m) {
     vene_intervenable_free(iv);
 }
 
+/* Saved-intervention folders beyond tests/test_save_load.c's: a config.json with a repeated
+ * key (Python would keep the last value, cJSON the first), and one that is a directory. */
+static void test_saved_folders(vene_model *m) {
+    printf("saved intervention folders:\n");
+    vene_intervenable *iv = NULL;
+    vene_error e0 = {0};
+    CHECK(vene_intervenable_new(m, VANILLA, &iv, &e0) == VENE_OK);
+    CHECK(iv && vene_intervenable_save(iv, tpath("dup"), &e0) == VENE_OK);
+    vene_intervenable_free(iv);
+    iv = NULL;
+    FILE *f = fopen(tpath("dup/config.json"), "w");
+    if (f) {
+        fputs("{\"representations\": [{\"layer\": 1, \"layer\": 3, \"component\": \"block_output\"}], "
+              "\"intervention_types\": [\"VanillaIntervention\"]}", f);
+        fclose(f);
+    }
+    EXPECT("A30", vene_intervenable_load(m, tpath("dup"), &iv, err), VENE_ERR_FORMAT, "dup/config.json",
+           "\"layer\" appears twice in representations[0]");
+    CHECK(iv == NULL);
+    mkdir(tpath("isdir"), 0755);
+    mkdir(tpath("isdir/config.json"), 0755);
+    EXPECT("A31", vene_intervenable_load(m, tpath("isdir"), &iv, err), VENE_ERR_IO, "isdir/config.json", "not a regular file");
+    EXPECT("A32", vene_intervenable_save(NULL, tpath("x"), err), VENE_ERR_ARG, "NULL");
+}
+
 int main(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/vene_bad_api_XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
     vene_error err = {0};
     vene_model *m = NULL;
     if (vene_model_load(MODEL_DIR, NULL, &m, &err)) {
@@ -227,6 +258,8 @@ int main(void) {
     test_intervenable_misuse(m);
     test_model_freed_early();
     test_memory_limits(m);
+    test_saved_folders(m);
     vene_model_free(m);
+    rm_tree(tmpdir);
     TEST_MAIN_END();
 }

@@ -285,8 +285,9 @@ ok "atomic: the earlier result is unchanged and nothing else is left" \
     bash -c 'cmp -s "$1/keep/r.safetensors" "$1/keep.ref" && [ "$(ls -A "$1/keep")" = r.safetensors ]' _ "$tmp"
 # Killed while writing the result (SIGXFSZ at the 64 KiB file size limit): nothing is left.
 mkdir -p "$tmp/xfsz"
-bash -c 'ulimit -f 128; exec "$@"' _ "$vene" run "$(exp valid)" --out "$tmp/xfsz/r.safetensors" --quiet 2>/dev/null
-rc=$?
+bash -c 'ulimit -f 128; "$@" 2>/dev/null; echo $? >"$0"' "$tmp/xfsz.rc" "$vene" run "$(exp valid)" \
+    --out "$tmp/xfsz/r.safetensors" --quiet 2>/dev/null
+rc=$(cat "$tmp/xfsz.rc")
 ok "atomic: killed by SIGXFSZ in the middle of writing (status $rc), nothing is left" \
     bash -c '[ "$1" -gt 128 ] && [ -z "$(ls -A "$2")" ]' _ "$rc" "$tmp/xfsz"
 # Runs killed (SIGKILL, SIGTERM) at various moments leave nothing or the complete result.

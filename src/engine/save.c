@@ -102,6 +102,12 @@ static char *read_text(const char *path, vene_error *err) {
         vene_errorf(err, VENE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        vene_errorf(err, VENE_ERR_IO, "%s: not a regular file", path);
+        return NULL;
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {

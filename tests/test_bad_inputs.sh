@@ -259,6 +259,10 @@ row X10 "forward of 1 x 1 tokens|run memory|--max-memory 13.1M" -- \
 row X11 "intervened forward of 1 x 5 tokens|memory limit|max_memory" -- \
     "$vene" run "$f" --out "$tmp/out/X11/r.safetensors" --max-memory 14M
 row X12 "model|weights|memory limit" -- "$vene" run "$f" --out "$tmp/out/X12/r.safetensors" --max-memory 10M
+f=$(exp gen run='"generate"' outputs='["generated.intervened"]' generate='{"max_length": 128}' unit_locations='{"sources->base": 3}')
+row X21 "generating up to 128 tokens (batch 1) needs|memory limit" -- \
+    "$vene" run "$f" --out "$tmp/out/X21/r.safetensors" --max-memory 20M
+f=$(exp valid)
 row X13 "$tmp/out/X13/no_such_dir/r.safetensors" -- "$vene" forward "$tiny" "Hello" --out "$tmp/out/X13/no_such_dir/r.safetensors"
 row X14 "$tmp/out/X14/sub" -- bash -c 'mkdir "$2/sub" && "$1" run "$3" --out "$2/sub" --quiet; rc=$?; rmdir "$2/sub"; exit $rc' \
     _ "$vene" "$tmp/out/X14" "$f"

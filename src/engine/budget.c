@@ -6,6 +6,8 @@
  * pass (the arena is reused, so passes do not add up), the copies of the outputs, per
  * intervention the gathered source block plus the base block and its working copy, and the
  * seeded initialisation of rotations not yet initialised (E x E doubles and floats). */
+#include <stdio.h>
+
 #include "core/error.h"
 #include "core/tensor.h"
 #include "engine/engine.h"
@@ -20,18 +22,21 @@ static uint64_t outputs_bytes(const vene_model *m, int B, int S, int copies) {
     return vene_sat_mul(vene_sat_mul(vene_sat_mul((uint64_t)B, (uint64_t)S), per), sizeof(float) * (uint64_t)copies);
 }
 
-static int over(const vene_intervenable *iv, uint64_t need, const char *what, int B, int S, vene_error *err) {
+/* `what` reads "an intervened forward of 1 x 5 tokens" */
+static int over(const vene_intervenable *iv, uint64_t need, const char *what, vene_error *err) {
     if (need <= iv->mem_limit) return VENE_OK;
     char a[64], b[64];
-    return vene_errorf(err, VENE_ERR_MEMORY, "%s of %d x %d tokens needs %s, over the memory limit of %s", what, B, S,
-                       vene_bytes_str(need, a, sizeof a), vene_bytes_str(iv->mem_limit, b, sizeof b));
+    return vene_errorf(err, VENE_ERR_MEMORY, "%s needs %s, over the memory limit of %s", what, vene_bytes_str(need, a, sizeof a),
+                       vene_bytes_str(iv->mem_limit, b, sizeof b));
 }
 
 int vene_budget_check_length(const vene_intervenable *iv, int B, int S, vene_error *err) {
     if (!iv->mem_limit) return VENE_OK;
     const vene_model *m = iv->m;
     uint64_t need = vene_sat_add(m->arch->run_bytes(m, B, S), outputs_bytes(m, B, S, 2));
-    return over(iv, need, "generating", B, S, err);
+    char what[96];
+    snprintf(what, sizeof what, "generating up to %d tokens (batch %d)", S, B);
+    return over(iv, need, what, err);
 }
 
 /* Elements of the block vene_gather returns for a site of shape t (mirrors gather.c). */
@@ -83,5 +88,7 @@ int vene_budget_check(const vene_intervenable *iv, const vene_call *call, const 
     }
     uint64_t need = vene_sat_add(vene_sat_add(arena, outputs_bytes(m, base->batch, base->seq, call->output_original ? 2 : 1)),
                                  blocks);
-    return over(iv, need, "an intervened forward", base->batch, base->seq, err);
+    char what[96];
+    snprintf(what, sizeof what, "an intervened forward of %d x %d tokens", base->batch, base->seq);
+    return over(iv, need, what, err);
 }

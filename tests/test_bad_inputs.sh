@@ -275,6 +275,14 @@ row X19 'run|unexpected argument' -- "$vene" run "$f" "$f" --out "$tmp/out/X19/r
 row X20 "$tmp/out/X20/r.safetensors|write failed|File too large" -- \
     bash -c 'trap "" XFSZ; ulimit -f 128; exec "$@"' _ "$vene" run "$f" --out "$tmp/out/X20/r.safetensors" --quiet
 
+# sizes that fit change nothing
+ok "forward --max-memory 1.5GiB prints what it prints without a limit" bash -c \
+    'cmp -s <("$1" forward "$2" "The capital of Spain is" --top 3) <("$1" forward "$2" "The capital of Spain is" --top 3 --max-memory 1.5GiB)' \
+    _ "$vene" "$tiny"
+ok "run --max-memory 512M writes the same result as without a limit" bash -c \
+    '"$1" run "$2" --out "$3/lim.safetensors" --quiet --max-memory 512M && cmp -s "$3/lim.safetensors" "$3/valid.safetensors"' \
+    _ "$vene" "$(exp valid)" "$tmp"
+
 # ---------------------------------------------------------------- atomic output
 # A run that fails after its forward (at output time) keeps an earlier result as it was.
 f=$(exp keep REPR='"intervention_type": "CollectIntervention"' sources=null unit_locations='{"base": 3}' \

@@ -27,7 +27,7 @@ int vene_cli_parse_size(const char *s, size_t *out) {
     } else if (*end == 'B' || *end == 'b') {
         end++;
     }
-    if (*end || !(v * mult >= 1) || v * mult >= 18446744073709551615.0 || v * mult > (double)SIZE_MAX) return 1;
+    if (*end || !(v * mult >= 1) || v * mult >= (double)SIZE_MAX) return 1;
     *out = (size_t)(v * mult);
     return 0;
 }

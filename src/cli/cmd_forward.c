@@ -67,8 +67,7 @@ int vene_cmd_forward(int argc, char **argv) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage();
         if (!strcmp(argv[i], "--top") && i + 1 < argc) {
             if (vene_cli_int_arg("forward", "--top", argv[++i], 1, 1000000, &top)) return 1;
-        }
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--class") && i + 1 < argc) cls = argv[++i];
         else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
             if (vene_cli_size_arg("forward", max_arg = argv[++i], &max_mem)) return 1;

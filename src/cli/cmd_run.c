@@ -23,8 +23,7 @@ int vene_cmd_run(int argc, char **argv) {
         else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) opts.quiet = 1;
         else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
             if (vene_cli_size_arg("run", argv[++i], &opts.max_memory)) return 1;
-        }
-        else if (argv[i][0] == '-') return vene_cli_fail("run: unknown option \"%s\"", argv[i]);
+        } else if (argv[i][0] == '-') return vene_cli_fail("run: unknown option \"%s\"", argv[i]);
         else if (!exp) exp = argv[i];
         else return vene_cli_fail("run: unexpected argument \"%s\"", argv[i]);
     }

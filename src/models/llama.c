@@ -168,13 +168,11 @@ static int llama_load(vene_model *m, vene_error *err) {
     if (cJSON_IsString(act) && strcmp(act->valuestring, "silu") != 0)
         return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: hidden_act \"%s\" not supported (silu)", m->dir,
                            act->valuestring);
-
     if (prf != 1.0)
         return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s/config.json: partial_rotary_factor %g not supported (1.0)",
                            m->dir, prf);
     double rope_factor = 1.0;
     if ((rc = read_rope_scaling(m, &rope_factor, err))) return rc;
-
     if (!(theta > 0))
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: rope_theta must be positive", m->dir);
     int attn_bias, mlp_bias, tied;

@@ -76,6 +76,8 @@ typedef struct vene_model vene_model;
  * LM head); NULL means config.json's architectures[0]. F32 weights are memory-mapped,
  * F16/BF16 converted. */
 int vene_model_load(const char *dir, const char *model_class, vene_model **out, vene_error *err);
+/* Freeing a model that run states or intervenables still use is a mistake vene detects: the
+ * memory stays until the last of them is freed, and their forwards fail with VENE_ERR_STATE. */
 void vene_model_free(vene_model *m);
 
 typedef struct vene_model_info {
@@ -722,6 +724,24 @@ typedef struct vene_schedule {
 int vene_intervenable_set_schedule(vene_intervenable *iv, int i, const vene_schedule *s, vene_error *err);
 
 /* ================================================================ generation (end) */
+/* ---------------------------------------------------------------- memory limits
+ * A request that would need more memory than allowed fails up front with VENE_ERR_MEMORY
+ * and a message giving both sizes, before anything large is allocated. 0 = no limit. */
+
+/* The most scratch memory (activations, logits) one forward of this run state may reserve. */
+void vene_run_set_memory_limit(vene_run *rs, size_t bytes);
+/* The most memory one vene_intervenable_forward may allocate: the run scratch of its largest
+ * pass, the gathered source and base blocks, and the copies of the outputs. Checked after the
+ * locations are parsed and before the first pass. */
+void vene_intervenable_set_memory_limit(vene_intervenable *iv, size_t bytes);
+
+typedef struct vene_experiment_opts {
+    int quiet;                /* no summary on stderr */
+    size_t max_memory;        /* the model's weights plus the run's working memory; 0 = no limit */
+} vene_experiment_opts;
+/* vene_experiment_run with options (opts NULL = all defaults). */
+int vene_experiment_run_opts(const char *experiment_path, const char *out_path, const vene_experiment_opts *opts,
+                             vene_error *err);
 
 #ifdef __cplusplus
 }

@@ -34,26 +34,12 @@ static const struct {
     const char *path;
     const char *note;
 } known_failing[] = {
-    {"fuzz_config_json/timeout-neo-attention-types-count",
-     "gptneo.c neo_attention_kinds: a count of 2e9 repeats makes the int n overflow; kinds[n] is then written at a "
-     "negative index (SEGV without sanitizers, a 10 s timeout with them)"},
-    {"fuzz_config_json/ub-neo-attention-types-count", "gptneo.c neo_attention_kinds: (int) of an out-of-range count (UB)"},
-    {"fuzz_config_json/ub-gpt2-4-times-n-embd-overflow", "gpt2.c gpt2_load: 4 * n_embd overflows int (n_inner default)"},
-    {"fuzz_config_json/ub-neo-4-times-hidden-size-overflow",
-     "gptneo.c neo_load: 4 * hidden_size overflows int (intermediate_size default)"},
-    {"fuzz_config_json/ub-llama-heads-times-head-dim-overflow",
-     "llama.c llama_load: num_attention_heads * head_dim overflows int (Q), after a 2 GB inv_freq malloc"},
-    {"fuzz_config_json/oom-gpt2-n-layer-allocated-before-weights-check",
-     "gpt2.c gpt2_load: calloc(n_layer) from config.json before the weights are checked (9.6 GB)"},
-    {"fuzz_config_json/oom-neo-num-layers-allocated-before-weights-check",
-     "gptneo.c neo_load: calloc(num_layers) twice before the weights are checked"},
-    {"fuzz_config_json/oom-llama-num-layers-allocated-before-weights-check",
-     "llama.c llama_load: calloc(num_hidden_layers) before the weights are checked"},
-    {"fuzz_experiment_file/ub-negative-seed", "experiment.c vene_experiment_run: (uint64_t) of a negative seed (UB)"},
+    /* {"fuzz_<target>/<file>", "file.c function: what goes wrong"}, while a fix is pending */
+    {NULL, NULL},
 };
 
 static const char *known_note(const char *rel) {
-    for (size_t i = 0; i < sizeof known_failing / sizeof known_failing[0]; i++)
+    for (size_t i = 0; known_failing[i].path; i++)
         if (!strcmp(known_failing[i].path, rel)) return known_failing[i].note;
     return NULL;
 }

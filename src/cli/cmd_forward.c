@@ -46,25 +46,32 @@ static void print_token(const char *s, size_t len) {
 }
 
 static int usage(void) {
-    printf("usage: vene forward MODEL_DIR TEXT [--top K] [--out FILE.safetensors] [--site NAME]... [--class CLASS]\n\n"
+    printf("usage: vene forward MODEL_DIR TEXT [--top K] [--out FILE.safetensors] [--site NAME]... [--class CLASS]\n"
+           "                    [--max-memory SIZE]\n\n"
            "Runs the model on TEXT (GPT-2 BPE, no BOS) and prints the K most likely next tokens\n"
            "with their probabilities (K = 10 by default), as pyvene's top_vals does.\n"
            "--out writes `logits` (1 x S x V, LM models), `last_hidden_state` and `input_ids`, plus each\n"
            "--site NAME (a module path such as h[3].attn.c_attn.output, see `vene info`) as a tensor\n"
-           "of that name. The file is written to a temporary name and renamed.\n");
+           "of that name. The file is written to a temporary name and renamed.\n"
+           "--max-memory SIZE (512M, 2G, ...) refuses, before running, a forward whose weights, run memory and\n"
+           "--site copies would need more than SIZE.\n");
     return 0;
 }
 
 int vene_cmd_forward(int argc, char **argv) {
-    const char *dir = NULL, *text = NULL, *out = NULL, *cls = NULL;
+    const char *dir = NULL, *text = NULL, *out = NULL, *cls = NULL, *max_arg = NULL;
+    size_t max_mem = 0;
     const char *sites[MAX_SITES];
     int n_sites = 0, top = 10;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return usage();
-        if (!strcmp(argv[i], "--top") && i + 1 < argc) top = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
+        if (!strcmp(argv[i], "--top") && i + 1 < argc) {
+            if (vene_cli_int_arg("forward", "--top", argv[++i], 1, 1000000, &top)) return 1;
+        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--class") && i + 1 < argc) cls = argv[++i];
-        else if (!strcmp(argv[i], "--site") && i + 1 < argc) {
+        else if (!strcmp(argv[i], "--max-memory") && i + 1 < argc) {
+            if (vene_cli_size_arg("forward", max_arg = argv[++i], &max_mem)) return 1;
+        } else if (!strcmp(argv[i], "--site") && i + 1 < argc) {
             if (n_sites == MAX_SITES) return vene_cli_fail("forward: at most %d --site options", MAX_SITES);
             sites[n_sites++] = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1]) return vene_cli_fail("forward: unknown option \"%s\"", argv[i]);
@@ -103,9 +110,23 @@ int vene_cmd_forward(int argc, char **argv) {
             goto done;
         }
     }
+    if (max_mem) {
+        size_t copies = 0, left = 0;
+        for (int i = 0; i < n_sites; i++) {
+            int site, layer;
+            int64_t shape[VENE_MAX_DIMS];
+            vene_model_find_site(m, sites[i], &site, &layer, NULL);
+            vene_tensor t = {.ndim = vene_model_site_shape(m, site, 1, (int)n_ids, shape)};
+            memcpy(t.shape, shape, sizeof shape);
+            copies += (size_t)vene_tensor_numel(&t) * sizeof(float);
+        }
+        if (vene_cli_memory_left(m, max_arg, max_mem, copies, &left)) goto done;
+        vene_run_set_memory_limit(rs, left);
+    }
     vene_batch b = {.batch = 1, .seq = (int)n_ids, .ids = ids};
     if (vene_forward(rs, &b, &err)) {
-        vene_cli_fail("%s", err.msg);
+        if (max_mem && err.code == VENE_ERR_MEMORY) vene_cli_fail("%s (--max-memory %s less the model's weights)", err.msg, max_arg);
+        else vene_cli_fail("%s", err.msg);
         goto done;
     }
     const vene_tensor *logits = vene_run_logits(rs);

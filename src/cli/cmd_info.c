@@ -20,7 +20,7 @@ int vene_cmd_info(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--class") && i + 1 < argc) {
             cls = argv[++i];
         } else if (!strcmp(argv[i], "--seq") && i + 1 < argc) {
-            seq = atoi(argv[++i]);
+            if (vene_cli_int_arg("info", "--seq", argv[++i], 1, 1000000, &seq)) return 1;
         } else if (argv[i][0] == '-') {
             return vene_cli_fail("info: unknown option \"%s\"", argv[i]);
         } else if (!dir) {

@@ -54,6 +54,11 @@ const char *vene_shape_str(const vene_tensor *t, char *buf, size_t n) {
 }
 
 int vene_arena_reserve(vene_arena *a, size_t bytes, vene_error *err) {
+    if (a->limit && bytes > a->limit) {
+        char need[64], lim[64];
+        return vene_errorf(err, VENE_ERR_MEMORY, "needs %s of run memory, over the memory limit of %s",
+                           vene_bytes_str(bytes, need, sizeof need), vene_bytes_str(a->limit, lim, sizeof lim));
+    }
     bytes = (bytes + 63) & ~(size_t)63;
     if (bytes <= a->cap) return VENE_OK;
     free(a->base);
@@ -79,4 +84,16 @@ void vene_arena_reset(vene_arena *a) { a->used = 0; }
 void vene_arena_free(vene_arena *a) {
     free(a->base);
     memset(a, 0, sizeof *a);
+}
+
+const char *vene_bytes_str(uint64_t bytes, char *buf, size_t n) {
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double v = (double)bytes / 1024;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, n, "%.1f %s (%llu bytes)", v, unit[u], (unsigned long long)bytes);
+    return buf;
 }

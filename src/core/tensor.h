@@ -21,6 +21,7 @@ const char *vene_shape_str(const vene_tensor *t, char *buf, size_t n);
 typedef struct vene_arena {
     unsigned char *base;
     size_t cap, used, high_water;
+    size_t limit;            /* most bytes a reservation may take; 0 = no limit */
 } vene_arena;
 
 int vene_arena_reserve(vene_arena *a, size_t bytes, vene_error *err);
@@ -28,5 +29,11 @@ int vene_arena_reserve(vene_arena *a, size_t bytes, vene_error *err);
 float *vene_arena_floats(vene_arena *a, size_t n);
 void vene_arena_reset(vene_arena *a);
 void vene_arena_free(vene_arena *a);
+
+/* "1.5 MiB (1605696 bytes)" into buf: sizes in messages about memory limits. */
+const char *vene_bytes_str(uint64_t bytes, char *buf, size_t n);
+/* a * b, or UINT64_MAX when the product does not fit (memory estimates saturate). */
+static inline uint64_t vene_sat_mul(uint64_t a, uint64_t b) { return b && a > UINT64_MAX / b ? UINT64_MAX : a * b; }
+static inline uint64_t vene_sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 #endif

@@ -80,6 +80,11 @@ int vene_repr_parse(const cJSON *j, int index, vene_repr *r, vene_error *err) {
         (rc = get_int_or_null(f[9], -1, &r->link_key, "intervention_link_key", index, err)) ||
         (rc = get_str(f[11], NULL, &r->source_repr, "source_representation", index, err)))
         goto fail;
+    if (f[4] && !cJSON_IsNull(f[4]) && r->low_rank < 1) {
+        rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].low_rank_dimension: must be positive or null, got %d",
+                         index, r->low_rank);
+        goto fail;
+    }
     if (r->max_units < 1 || r->max_units > 65536) {
         rc = vene_errorf(err, VENE_ERR_ARG, "config.representations[%d].max_number_of_units: must be in 1..65536, got %d",
                          index, r->max_units);

@@ -108,6 +108,7 @@ struct vene_intervenable {
     /* parsed subspaces storage */
     int *ss_store;
     uint64_t seed;
+    size_t mem_limit;        /* vene_intervenable_set_memory_limit; 0 = none */
 };
 
 int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_intervenable **out, vene_error *err);
@@ -147,6 +148,11 @@ void vene_intervenable_free_grad(vene_intervenable *iv);
 /* experiment_grad.c: run "backward" (forward with gradients, loss, backward) and its outputs */
 int vene_exp_backward(vene_intervenable *iv, const cJSON *j, const vene_call *call, float *loss, vene_error *err);
 int vene_exp_write_grads(vene_intervenable *iv, const cJSON *j, float loss, st_writer *w, vene_error *err);
+
+/* budget.c: fail up front when a call (locations parsed, src[g] per group) or a generation
+ * of B x S tokens would need more than iv->mem_limit bytes. */
+int vene_budget_check(const vene_intervenable *iv, const vene_call *call, const vene_batch *const *src, vene_error *err);
+int vene_budget_check_length(const vene_intervenable *iv, int B, int S, vene_error *err);
 
 /* locations.c */
 int vene_locs_parse(vene_intervenable *iv, const cJSON *ul, int B, vene_error *err);

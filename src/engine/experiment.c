@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "io/json_keys.h"
 #include "io/safetensors.h"
 
 static const char *const top_keys[] = {"model", "model_class", "seed", "config", "intervention_params", "base", "sources",
@@ -39,6 +40,12 @@ static char *read_all(const char *path, vene_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         vene_errorf(err, VENE_ERR_IO, "cannot open the file");
+        return NULL;
+    }
+    struct stat sb; /* a directory opens, then reports a size of LONG_MAX */
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        vene_errorf(err, VENE_ERR_IO, "not a regular file");
         return NULL;
     }
     fseek(f, 0, SEEK_END);
@@ -361,7 +368,34 @@ static int run_generate(exp_ctx *x, const vene_call *call, const char *out_path,
     return rc;
 }
 
-static int experiment_exec(const char *path, const char *out_path, int quiet, const vene_exp_gen *g, vene_error *err) {
+static int experiment_exec(const char *path, const char *out_path, const vene_experiment_opts *opts,
+                           const vene_exp_gen *g, vene_error *err);
+
+int vene_experiment_run_opts(const char *path, const char *out_path, const vene_experiment_opts *opts, vene_error *err) {
+    return experiment_exec(path, out_path, opts, NULL, err);
+}
+
+/* max_memory counts the model's weights; what is left bounds each intervened call. */
+static int weights_budget(const vene_model *m, size_t max_memory, size_t *left, vene_error *err) {
+    uint64_t w = (uint64_t)m->n_params * sizeof(float);
+    if (w >= max_memory) {
+        char a[64], b[64];
+        return vene_errorf(err, VENE_ERR_MEMORY, "model: its weights take %s, over the memory limit of %s",
+                           vene_bytes_str(w, a, sizeof a), vene_bytes_str(max_memory, b, sizeof b));
+    }
+    *left = (size_t)(max_memory - w);
+    return VENE_OK;
+}
+
+static int experiment_exec(const char *path, const char *out_path, const vene_experiment_opts *opts,
+                           const vene_exp_gen *g, vene_error *err) {
+    vene_experiment_opts defaults = {0};
+    vene_error local;
+    if (!opts) opts = &defaults;
+    if (!err) err = &local; /* the steps below read err->code */
+    if (!path || (!out_path && !g)) return vene_errorf(err, VENE_ERR_ARG, "experiment and result paths must not be NULL");
+    const int quiet = opts->quiet;
+    size_t call_budget = 0;
     exp_ctx x;
     memset(&x, 0, sizeof x);
     x.path = path;
@@ -380,6 +414,7 @@ static int experiment_exec(const char *path, const char *out_path, int quiet, co
         goto out;
     }
     free(text);
+    if ((rc = vene_json_unique_keys(x.j, "", err))) goto out;
     for (const cJSON *c = x.j->child; c; c = c->next) {
         int ok = 0;
         for (size_t i = 0; i < sizeof top_keys / sizeof top_keys[0]; i++) ok |= !strcmp(c->string, top_keys[i]);
@@ -410,6 +445,7 @@ static int experiment_exec(const char *path, const char *out_path, int quiet, co
         vene_error_prefix(err, "model");
         goto out;
     }
+    if (opts->max_memory && (rc = weights_budget(x.m, opts->max_memory, &call_budget, err))) goto out;
     char ipath[8192];
     struct stat st;
     snprintf(ipath, sizeof ipath, "%s/inputs.safetensors", x.dir);
@@ -417,6 +453,7 @@ static int experiment_exec(const char *path, const char *out_path, int quiet, co
     const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(x.j, "config");
     if (!cJSON_IsObject(cfg)) { rc = vene_errorf(err, VENE_ERR_ARG, "config: expected an object with representations"); goto out; }
     if ((rc = vene_intervenable_from_json(x.m, cfg, &x.iv, err))) goto out;
+    if (call_budget) vene_intervenable_set_memory_limit(x.iv, call_budget);
     if (seed && !cJSON_IsNull(seed) && !(cJSON_IsNumber(seed) && seed->valuedouble >= 0 && seed->valuedouble < 9007199254740992.0)) {
         rc = vene_errorf(err, VENE_ERR_ARG, "seed: expected a non-negative integer");
         goto out;
@@ -514,15 +551,21 @@ static int experiment_exec(const char *path, const char *out_path, int quiet, co
         print_top("intervened", vene_intervenable_logits(x.iv, 1), x.tok);
     }
 out:
+    if (rc == VENE_ERR_MEMORY && call_budget && err) {
+        size_t l = strlen(err->msg);
+        snprintf(err->msg + l, sizeof err->msg - l, " (max_memory less the model's weights)");
+    }
     ctx_free(&x);
     return rc;
 }
 
 int vene_experiment_run(const char *path, const char *out_path, int quiet, vene_error *err) {
-    return experiment_exec(path, out_path, quiet, NULL, err);
+    vene_experiment_opts o = {.quiet = quiet};
+    return experiment_exec(path, out_path, &o, NULL, err);
 }
 
 int vene_experiment_generate(const char *path, const vene_exp_gen *g, vene_error *err) {
     if (!g || !g->prompt || !g->params) return vene_errorf(err, VENE_ERR_ARG, "generate: prompt and parameters are required");
-    return experiment_exec(path, NULL, 1, g, err);
+    vene_experiment_opts o = {.quiet = 1};
+    return experiment_exec(path, NULL, &o, g, err);
 }

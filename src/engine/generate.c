@@ -237,6 +237,7 @@ int vene_intervenable_generate(vene_intervenable *iv, const vene_call *call, con
     gen g;
     vene_run *plain = NULL;
     int rc = gen_setup(&g, iv->m, call->base, p, err);
+    if (!rc) rc = vene_budget_check_length(iv, g.B, g.P + g.max_new, err); /* the longest pass, before any token */
     /* pyvene: without locations and not on the prompt, intervene on each new token */
     vene_call c = *call;
     if (!c.unit_locations && p && !p->intervene_on_prompt) c.unit_locations = "{\"base\": 0}";

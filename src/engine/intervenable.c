@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "engine/engine.h"
+#include "io/json_keys.h"
 
 /* ---------------------------------------------------------------- construction */
 
@@ -177,11 +178,13 @@ int vene_intervenable_from_json(const vene_model *m, const cJSON *cfg, vene_inte
 }
 
 int vene_intervenable_new(const vene_model *m, const char *config_json, vene_intervenable **out, vene_error *err) {
+    if (!out) return vene_errorf(err, VENE_ERR_ARG, "vene_intervenable_new: out is NULL");
     *out = NULL;
     if (!config_json) return vene_errorf(err, VENE_ERR_ARG, "config: NULL");
     cJSON *j = cJSON_Parse(config_json);
     if (!j) return vene_errorf(err, VENE_ERR_ARG, "config: not valid JSON");
-    int rc = vene_intervenable_from_json(m, j, out, err);
+    int rc = vene_json_unique_keys(j, "config", err);
+    if (!rc) rc = vene_intervenable_from_json(m, j, out, err);
     cJSON_Delete(j);
     return rc;
 }
@@ -252,6 +255,8 @@ void vene_intervenable_set_seed(vene_intervenable *iv, uint64_t seed) { iv->seed
 int vene_intervenable_set_param(vene_intervenable *iv, int i, const char *name, const vene_tensor *value,
                                 vene_error *err) {
     if (i < 0 || i >= iv->n) return vene_errorf(err, VENE_ERR_RANGE, "intervention %d out of range (%d configured)", i, iv->n);
+    if (!name || !value || (!value->data && vene_tensor_numel(value)))
+        return vene_errorf(err, VENE_ERR_ARG, "intervention %d: parameter name or value is NULL", i);
     st_tensor t = {0};
     t.name = name;
     t.dtype = ST_F32;
@@ -524,6 +529,7 @@ static int run_source(vene_intervenable *iv, vene_run *rs, const vene_batch *src
 }
 
 int vene_iv_prepare(vene_intervenable *iv, const vene_call *call, int run_original, vene_error *err) {
+    if (!iv) return vene_errorf(err, VENE_ERR_ARG, "vene_intervenable_forward: intervenable is NULL");
     free_call_state(iv);
     free_outputs(iv);
     if (!call || !call->base) return vene_errorf(err, VENE_ERR_ARG, "no base input");
@@ -552,7 +558,10 @@ int vene_iv_prepare(vene_intervenable *iv, const vene_call *call, int run_origin
         rc = vene_errorf(err, VENE_ERR_ARG, "%s: not valid JSON", call->unit_locations && !ul ? "unit_locations" : "subspaces");
         goto done;
     }
-    if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err))) goto done;
+    if ((rc = vene_json_unique_keys(ul, "unit_locations", err))) goto done;
+    if ((rc = vene_locs_parse(iv, ul, B, err)) || (rc = vene_subspaces_parse(iv, ssj, B, err)) ||
+        (rc = vene_budget_check(iv, call, src, err)))
+        goto done;
     uint8_t *on = realloc(iv->row_on, (size_t)B);
     if (!on) {
         rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");

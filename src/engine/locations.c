@@ -121,7 +121,8 @@ static int broadcast_key(vene_intervenable *iv, const cJSON *v, int base_only, i
         }
         return rc ? vene_errorf(err, rc, "out of memory") : VENE_OK;
     }
-    if (!cJSON_IsArray(v)) return vene_errorf(err, VENE_ERR_ARG, "unit_locations[\"%s\"]: expected an int or a list", key);
+    if (!cJSON_IsArray(v))
+        return vene_errorf(err, VENE_ERR_ARG, "unit_locations[\"%s\"]: expected a non-negative int or a list", key);
     int n = cJSON_GetArraySize(v);
     const cJSON *a = cJSON_GetArrayItem(v, 0), *b = cJSON_GetArrayItem(v, 1);
     if (n == 2 && (is_int(a) || cJSON_IsNull(a)) && (is_int(b) || cJSON_IsNull(b)) && !(cJSON_IsNull(a) && cJSON_IsNull(b))) {

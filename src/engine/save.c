@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/iv_internal.h"
+#include "io/json_keys.h"
 #include "io/safetensors.h"
 
 #define P_ORIGINAL "rotate_layer.parametrizations.weight.original"
@@ -100,6 +101,12 @@ static char *read_text(const char *path, vene_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         vene_errorf(err, VENE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        vene_errorf(err, VENE_ERR_IO, "%s: not a regular file", path);
         return NULL;
     }
     size_t cap = 4096, n = 0;
@@ -483,7 +490,8 @@ int vene_intervenable_load(const vene_model *m, const char *dir, vene_intervenab
     cJSON *cfg = NULL;
     int n = 0, *need = NULL;
     vene_intervenable *iv = NULL;
-    int rc = rebuild_config(saved, cpath, &cfg, &n, &need, err);
+    int rc = vene_json_unique_keys(saved, cpath, err);
+    if (!rc) rc = rebuild_config(saved, cpath, &cfg, &n, &need, err);
     if (!rc && (rc = vene_intervenable_from_json(m, cfg, &iv, err))) vene_error_prefix(err, "%s", cpath);
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(saved, "intervention_dimensions");
     const cJSON *keys = cJSON_GetObjectItemCaseSensitive(saved, "sorted_keys");

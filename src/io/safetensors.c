@@ -1,4 +1,7 @@
 /* safetensors reader (mmap + full validation) and atomic writer. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* O_TMPFILE */
+#endif
 #include "io/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -756,6 +759,33 @@ static int write_all(int fd, const void *buf, size_t n) {
     return 0;
 }
 
+/* An unnamed file in path's folder (O_TMPFILE), named only once it is complete, so a
+ * process killed while writing leaves nothing behind; -1 where unsupported. */
+static int open_unnamed(const char *path) {
+#ifdef O_TMPFILE
+    if (access("/proc/self/fd", X_OK) != 0) return -1; /* naming it goes through /proc */
+    char *dir = strdup(path);
+    if (!dir) return -1;
+    char *slash = strrchr(dir, '/');
+    const char *d = slash == dir ? "/" : slash ? (*slash = '\0', dir) : ".";
+    int fd = open(d, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    free(dir);
+    return fd;
+#else
+    (void)path;
+    return -1;
+#endif
+}
+
+/* Give the unnamed file fd the name tmp (a stale file of that name is replaced). */
+static int name_unnamed(int fd, const char *tmp) {
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0) return 0;
+    if (errno != EEXIST || unlink(tmp) != 0) return -1;
+    return linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW);
+}
+
 int st_writer_save(const st_writer *w, const char *path, vene_error *err) {
     if (!w) return vene_errorf(err, VENE_ERR_ARG, "st_writer_save: writer is NULL");
     if (!path || !path[0]) return vene_errorf(err, VENE_ERR_ARG, "st_writer_save: empty path");
@@ -805,7 +835,9 @@ int st_writer_save(const st_writer *w, const char *path, vene_error *err) {
         goto out;
     }
     snprintf(tmp, tl, "%s.tmp.%ld", path, (long)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    fd = open_unnamed(path);
+    int unnamed = fd >= 0;
+    if (!unnamed) fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         rc = vene_errorf(err, VENE_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
                          strerror(errno));
@@ -824,6 +856,12 @@ int st_writer_save(const st_writer *w, const char *path, vene_error *err) {
     }
     if (fsync(fd) != 0) {
         rc = vene_errorf(err, VENE_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (unnamed && name_unnamed(fd, tmp) != 0) {
+        rc = vene_errorf(err, VENE_ERR_IO, "%s: cannot name temporary file %s: %s", path, tmp, strerror(errno));
+        free(tmp); /* nothing was created under that name */
+        tmp = NULL;
         goto out;
     }
     int cfd = fd;

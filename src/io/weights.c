@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "core/error.h"
+#include "io/json_keys.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 #define SINGLE_NAME "model.safetensors"
@@ -122,6 +123,11 @@ static int read_text(const char *path, char **out, vene_error *err) {
     *out = NULL;
     FILE *fp = fopen(path, "rb");
     if (!fp) return vene_errorf(err, VENE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return vene_errorf(err, VENE_ERR_IO, "%s: not a regular file", path);
+    }
     int rc = VENE_OK;
     char *buf = NULL;
     long n = -1;
@@ -171,6 +177,7 @@ static int open_sharded(vene_weights *w, const char *index_path, vene_error *err
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: not a JSON object", index_path);
         goto out;
     }
+    if ((rc = vene_json_unique_keys(root, index_path, err))) goto out;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!map) {
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: missing \"weight_map\"", index_path);

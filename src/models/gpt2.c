@@ -90,10 +90,13 @@ static int gpt2_load(vene_model *m, vene_error *err) {
                            m->dir, m->n_layer, m->d_model, m->n_head, m->vocab_size, m->n_ctx);
     m->n_kv_head = m->n_head;
     m->head_dim = m->d_model / m->n_head;
-    m->d_ff = vene_config_int_opt(c, "n_inner", 4 * m->d_model);
+    double eps;
+    if ((rc = vene_config_int_or(m, "n_inner", 4 * m->d_model, &m->d_ff, err)) ||
+        (rc = vene_config_num_or(m, "layer_norm_epsilon", 1e-5, &eps, err)))
+        return rc;
     if (m->d_ff <= 0)
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: n_inner %d must be positive", m->dir, m->d_ff);
-    m->norm_eps = (float)vene_config_num_opt(c, "layer_norm_epsilon", 1e-5);
+    m->norm_eps = (float)eps;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "activation_function");
     if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu_new") != 0 &&
         strcmp(act->valuestring, "gelu_pytorch_tanh") != 0)

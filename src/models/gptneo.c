@@ -174,11 +174,14 @@ static int neo_load(vene_model *m, vene_error *err) {
                            m->dir, m->n_layer, m->d_model, m->n_head, m->vocab_size, m->n_ctx);
     m->n_kv_head = m->n_head;
     m->head_dim = m->d_model / m->n_head;
-    m->d_ff = vene_config_int_opt(c, "intermediate_size", 4 * m->d_model); /* null -> 4 * hidden */
+    double eps;
+    if ((rc = vene_config_int_or(m, "intermediate_size", 4 * m->d_model, &m->d_ff, err)) || /* null -> 4 * hidden */
+        (rc = vene_config_num_or(m, "layer_norm_epsilon", 1e-5, &eps, err)))
+        return rc;
     if (m->d_ff <= 0)
         return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: intermediate_size %d must be positive", m->dir,
                            m->d_ff);
-    m->norm_eps = (float)vene_config_num_opt(c, "layer_norm_epsilon", 1e-5);
+    m->norm_eps = (float)eps;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(c, "activation_function");
     if (cJSON_IsString(act) && strcmp(act->valuestring, "gelu_new") != 0 &&
         strcmp(act->valuestring, "gelu_pytorch_tanh") != 0)
@@ -201,8 +204,9 @@ static int neo_load(vene_model *m, vene_error *err) {
         free(kinds);
         return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     }
+    int window = 256;
     rc = neo_attention_kinds(m, kinds, err);
-    int window = vene_config_int_opt(c, "window_size", 256);
+    if (!rc) rc = vene_config_int_or(m, "window_size", 256, &window, err);
     for (int l = 0; rc == VENE_OK && l < m->n_layer; l++) {
         if (strcmp(kinds[l], "global") == 0) {
             w->layers[l].window = 0;

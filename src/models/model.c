@@ -7,15 +7,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/error.h"
 #include "core/kernels.h"
 #include "models/kv_cache.h"
+#include "io/json_keys.h"
 
 static char *read_text_file(const char *path, size_t *len, vene_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         vene_errorf(err, VENE_ERR_IO, "%s: cannot open", path);
+        return NULL;
+    }
+    struct stat sb; /* a directory opens, then reports a size of LONG_MAX */
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        vene_errorf(err, VENE_ERR_IO, "%s: not a regular file", path);
         return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0) goto fail;
@@ -92,7 +100,17 @@ int vene_config_int_or(const vene_model *m, const char *key, int dflt, int *out,
         *out = dflt;
         return VENE_OK;
     }
-    return vene_config_int(m->config, "config.json", key, out, err) ? vene_error_prefix(err, "%s", m->dir) : VENE_OK;
+    char file[4200];
+    snprintf(file, sizeof file, "%s/config.json", m->dir);
+    return vene_config_int(m->config, file, key, out, err);
+}
+
+int vene_config_num_or(const vene_model *m, const char *key, double dflt, double *out, vene_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->config, key);
+    if (!v || cJSON_IsNull(v)) *out = dflt;
+    else if (cJSON_IsNumber(v)) *out = v->valuedouble;
+    else return vene_errorf(err, VENE_ERR_FORMAT, "%s/config.json: key \"%s\" must be a number", m->dir, key);
+    return VENE_OK;
 }
 
 int vene_config_bool_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err) {
@@ -110,6 +128,7 @@ static int class_allowed(const vene_arch *a, const char *cls) {
 }
 
 int vene_model_load(const char *dir, const char *model_class, vene_model **out, vene_error *err) {
+    if (!out) return vene_errorf(err, VENE_ERR_ARG, "vene_model_load: out is NULL");
     return vene_model_load_with(NULL, dir, model_class, out, err);
 }
 
@@ -131,7 +150,11 @@ int vene_model_load_with(const vene_registry *reg, const char *dir, const char *
         return vene_errorf(err, VENE_ERR_FORMAT, "%s: not a JSON object (parse error near byte %ld)", path, off);
     }
     free(text);
-    int rc = VENE_OK;
+    int rc = vene_json_unique_keys(cfg, path, err);
+    if (rc) {
+        cJSON_Delete(cfg);
+        return rc;
+    }
     vene_model *m = calloc(1, sizeof *m);
     if (!m) {
         cJSON_Delete(cfg);
@@ -139,6 +162,7 @@ int vene_model_load_with(const vene_registry *reg, const char *dir, const char *
     }
     m->config = cfg;
     m->dir = strdup(dir);
+    atomic_init(&m->refs, 1);
     const cJSON *mt = cJSON_GetObjectItemCaseSensitive(cfg, "model_type");
     if (!cJSON_IsString(mt)) {
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: missing key \"model_type\" (a string)", path);
@@ -173,8 +197,7 @@ fail:
     return rc;
 }
 
-void vene_model_free(vene_model *m) {
-    if (!m) return;
+static void model_destroy(vene_model *m) {
     if (m->arch && m->arch->free_impl) m->arch->free_impl(m);
     for (int i = 0; i < m->n_param_tensors; i++) free(m->params[i].name);
     free(m->params);
@@ -183,6 +206,17 @@ void vene_model_free(vene_model *m) {
     free(m->model_class);
     free(m->dir);
     free(m);
+}
+
+/* Drop one reference (the caller's handle or a run state's); the last one releases. */
+static void model_unref(const vene_model *cm) {
+    vene_model *m = (vene_model *)cm; /* the count is not part of the model's value */
+    if (atomic_fetch_sub(&m->refs, 1) == 1) model_destroy(m);
+}
+
+void vene_model_free(vene_model *m) {
+    if (!m || atomic_exchange(&m->freed, 1)) return; /* a second free of a model still in use is ignored */
+    model_unref(m);
 }
 
 void vene_model_get_info(const vene_model *m, vene_model_info *info) {
@@ -278,9 +312,13 @@ int vene_model_find_site(const vene_model *m, const char *path, int *site, int *
 /* ---------------------------------------------------------------- run state */
 
 int vene_run_new(const vene_model *m, vene_run **out, vene_error *err) {
+    if (!out) return vene_errorf(err, VENE_ERR_ARG, "vene_run_new: out is NULL");
     *out = NULL;
+    if (!m) return vene_errorf(err, VENE_ERR_ARG, "model is NULL");
+    if (atomic_load(&m->freed)) return vene_errorf(err, VENE_ERR_STATE, "the model was freed (vene_model_free)");
     vene_run *rs = calloc(1, sizeof *rs);
     if (!rs) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+    atomic_fetch_add(&((vene_model *)m)->refs, 1);
     rs->m = m;
     vk_blas_single_thread();
     rs->site_hooked = calloc((size_t)m->arch->n_sites, 1);
@@ -306,8 +344,11 @@ void vene_run_free(vene_run *rs) {
     free(rs->bhooks);
     free(rs->site_bhooked);
     free(rs->bcall_count);
+    model_unref(rs->m);
     free(rs);
 }
+
+void vene_run_set_memory_limit(vene_run *rs, size_t bytes) { rs->arena.limit = bytes; }
 
 int vene_run_add_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err) {
     const vene_model *m = rs->m;
@@ -387,7 +428,10 @@ int vene_run_lm_head(vene_run *rs, const float *W, int site_in, int site_out, ve
 }
 
 int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
+    if (!rs) return vene_errorf(err, VENE_ERR_ARG, "vene_forward: run state is NULL");
     const vene_model *m = rs->m;
+    if (atomic_load(&m->freed))
+        return vene_errorf(err, VENE_ERR_STATE, "the model was freed (vene_model_free) while this run state still used it");
     if (!b || b->batch <= 0 || b->seq <= 0)
         return vene_errorf(err, VENE_ERR_ARG, "empty input: batch and sequence length must be positive");
     if (!b->ids && !b->embeds) return vene_errorf(err, VENE_ERR_ARG, "input has neither ids nor embeddings");
@@ -413,7 +457,7 @@ int vene_forward(vene_run *rs, const vene_batch *b, vene_error *err) {
     if (rs->grad_mode) need += m->arch->grad_bytes(m, b->batch, b->seq);
     rs->saved = NULL;
     rc = vene_arena_reserve(&rs->arena, need, err);
-    if (rc) return rc;
+    if (rc) return vene_error_prefix(err, "a forward of %d x %d tokens", b->batch, b->seq);
     vene_arena_reset(&rs->arena);
     memset(rs->call_count, 0, sizeof(int) * (size_t)m->arch->n_sites * (size_t)(m->n_layer + 1));
     rs->B = b->batch;

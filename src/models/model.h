@@ -9,6 +9,7 @@
 #define VENE_MODELS_MODEL_H
 
 #include <cjson/cJSON.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/tensor.h"
@@ -64,6 +65,10 @@ struct vene_model {
     vene_param *params;        /* every weight bound by vene_model_weight, in binding order */
     int n_param_tensors, cap_param_tensors;
     void *impl;                /* architecture-specific weights, owned (arch->free_impl) */
+    /* vene_model_free while run states still use the model (a caller's mistake) only marks
+     * it freed; the last vene_run_free releases it, and their forwards fail meanwhile. */
+    atomic_int refs;           /* 1 for the caller's handle + 1 per live vene_run */
+    atomic_int freed;
 };
 
 struct vene_arch {
@@ -237,5 +242,6 @@ double vene_config_num_opt(const cJSON *cfg, const char *key, double dflt);
 /* Optional keys with a default (absent or null), type-checked; errors name the folder and key. */
 int vene_config_int_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err);
 int vene_config_bool_or(const vene_model *m, const char *key, int dflt, int *out, vene_error *err);
+int vene_config_num_or(const vene_model *m, const char *key, double dflt, double *out, vene_error *err);
 
 #endif

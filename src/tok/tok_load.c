@@ -188,6 +188,9 @@ static int load_vocab_json(vene_tokenizer *t, const cJSON *vocab, const char *fi
     int32_t id, max = -1;
     for (const cJSON *e = vocab->child; e; e = e->next)
         if (json_id(e, &id) && id > max) max = id;
+        else if (!json_id(e, &id)) /* name the first bad entry, not an "empty" vocab */
+            return vene_errorf(err, VENE_ERR_FORMAT, "%s: key \"%s\": id must be an integer in 0..%d", file, e->string,
+                               TOK_MAX_ID - 1);
     if (max < 0) return vene_errorf(err, VENE_ERR_FORMAT, "%s: the vocab is empty", file);
     t->n_vocab = max + 1;
     t->tok = calloc((size_t)t->n_vocab, sizeof *t->tok);

@@ -72,6 +72,8 @@ struct vene_arch {
     int (*component_width)(const vene_model *m, const vene_component_def *c);
     /* The forward honours an attached KV cache (models/kv_cache.h). */
     int kv_cached;
+    /* The forward honours a resume plan (models/resume.h, for sweeps). */
+    int resumable;
 };
 
 /* Registry of built-in architectures (read-only). */
@@ -97,6 +99,7 @@ struct vene_run {
     vene_tensor logits, last_hidden;
     int has_logits;
     struct vene_kv_cache *kv;  /* attached KV cache (borrowed, models/kv_cache.h), NULL = none */
+    const struct vene_resume *resume; /* sweeps: resume plan (borrowed, models/resume.h), NULL = none */
 };
 
 /* Fire the hooks of (site, layer) on t. */

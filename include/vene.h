@@ -393,7 +393,9 @@ typedef struct vene_sweep_params {
 
 typedef struct vene_sweep_stats {
     int64_t units;       /* positions x layers computed, the runs' own forwards included */
-    int64_t naive_units; /* the same for one full forward per cell (pyvene's base passes alone) */
+    int64_t kv_units;    /* positions of the last layer whose keys and values alone were computed
+                            (only the last position needs that layer's whole block) */
+    int64_t naive_units; /* positions x layers of one full forward per cell (pyvene's base passes) */
     int chunks;          /* batches of cells */
     int forwards;        /* calls into the model */
     size_t peak_bytes;   /* caches plus the largest scratch in use at once */

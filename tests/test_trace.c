@@ -203,20 +203,28 @@ static void test_against_cells(void) {
     CHECK(rel_diff(s.logits + (size_t)(4 + last_l) * info.vocab_size, s.logits + (size_t)1 * info.vocab_size,
                    info.vocab_size) <= TOL);
     CHECK(rel_diff(s.logits + (size_t)(4 + last_l + S - 1) * info.vocab_size, s.logits, info.vocab_size) <= TOL);
-    /* the work: runs once (4 x S x L) plus each block_output cell (L - 1 - l) layers x (S - p) positions */
-    int64_t want = 4LL * S * info.n_layer;
-    for (int l = 0; l < info.n_layer; l++) want += (int64_t)(info.n_layer - 1 - l) * (S * (S + 1) / 2);
-    int64_t grid_units = st.units;
-    for (int c = info.n_layer * S; c < n; c++) {
+    /* the work: the runs once (S x (L - 1) positions through whole layers, the last layer's
+     * keys and values for S, its last position whole), then block_output cell (l, p) from
+     * layer l + 1: S - p positions through the layers before the last, then the same split */
+    const int L = info.n_layer;
+    int64_t want = 4LL * (S * (L - 1) + 1), want_kv = 4LL * S;
+    for (int l = 0; l < L - 1; l++)
+        for (int p = 0; p < S; p++) want += (int64_t)(L - 2 - l) * (S - p) + 1, want_kv += S - p;
+    int64_t grid_units = st.units, grid_kv = st.kv_units;
+    for (int c = L * S; c < n; c++) {
         const vene_sweep_cell *cc = &cells[c];
         int join = cc->layer + !strcmp(cc->component, "block_output"), pmin = cc->positions[0];
-        grid_units -= (int64_t)(info.n_layer - join) * (S - pmin);
+        if (join == L) continue;
+        grid_units -= (int64_t)(L - 1 - join) * (S - pmin) + 1;
+        grid_kv -= S - pmin;
     }
-    CHECK_MSG(grid_units == want, "units %lld, expected %lld", (long long)grid_units, (long long)want);
+    CHECK_MSG(grid_units == want && grid_kv == want_kv, "units %lld + %lld, expected %lld + %lld", (long long)grid_units,
+              (long long)grid_kv, (long long)want, (long long)want_kv);
     CHECK(st.naive_units == (int64_t)n * S * info.n_layer && st.units < st.naive_units);
     CHECK(st.chunks == 1 && st.peak_bytes > 0);
-    printf("sweep of %d cells: %lld / %lld position-layers (%.3f of naive), %d forwards, worst relative difference %.3g\n",
-           n, (long long)st.units, (long long)st.naive_units, (double)st.units / st.naive_units, st.forwards, worst_seen);
+    printf("sweep of %d cells: %lld (+ %lld keys only) / %lld position-layers (%.3f of naive), %d forwards, worst "
+           "relative difference %.3g\n", n, (long long)st.units, (long long)st.kv_units, (long long)st.naive_units,
+           (double)st.units / st.naive_units, st.forwards, worst_seen);
 
     /* small chunks: the same numbers (up to rounding), more chunks */
     store s2;
@@ -290,7 +298,8 @@ static void test_errors(void) {
     /* a callback error stops the sweep with its code */
     int at = 0;
     vene_sweep_params p = {.on_logits = stop_at, .user = &at};
-    CHECK(vene_sweep(m, runs, 4, &c, 1, &p, NULL, &err) == VENE_ERR_ARG && strstr(err.msg, "stop at cell 0"));
+    int rc = vene_sweep(m, runs, 4, &c, 1, &p, NULL, &err);
+    CHECK_MSG(rc == VENE_ERR_ARG && strstr(err.msg, "stop at cell 0"), "%d %s", rc, err.msg);
     /* other architectures */
     vene_model *neo = NULL;
     if (vene_model_load("golden/models/gptneo-tiny", NULL, &neo, &err) == VENE_OK) {

@@ -147,9 +147,11 @@ static int alloc_caches(sweep *sw, vene_error *err) {
     sw->kv = calloc((size_t)R * L, sizeof(float *));
     sw->rec = calloc((size_t)(sw->n_used ? sw->n_used : 1) * R * L, sizeof(float *));
     if (!sw->h || !sw->kv || !sw->rec) return vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) { /* every run's last layer keys: its own last row reads them */
         for (int i = 0; i <= L; i++)
             if (!cache_alloc(sw, &sw->h[r * (L + 1) + i], (size_t)sw->runs[r].len * sw->D, err)) return VENE_ERR_MEMORY;
+        if (!cache_alloc(sw, &sw->kv[r * L + L - 1], (size_t)sw->runs[r].len * 2 * sw->W, err)) return VENE_ERR_MEMORY;
+    }
     for (int c = 0; c < sw->n_cells; c++) {
         const sweep_cell *p = &sw->cells[c];
         for (int l = p->join; l < L; l++)
@@ -198,6 +200,11 @@ static size_t bytes_per_row(const vene_model *m) {
     return (row > logits ? row - logits : row) + sizeof(float) * (size_t)m->d_model;
 }
 
+/* A cell's share of a chunk: its rows, and its keys and values at the last layer. */
+static size_t cell_bytes(const sweep *sw, const sweep_cell *p) {
+    return (size_t)p->rows * sw->row_bytes + sizeof(float) * (size_t)p->len * 2 * sw->W;
+}
+
 static void sweep_free(sweep *sw) {
     for (int c = 0; sw->cells && c < sw->n_cells; c++) free(sw->cells[c].pos);
     const int R = sw->n_runs, L = sw->L;
@@ -211,6 +218,7 @@ static void sweep_free(sweep *sw) {
     free(sw->order);
     free(sw->run_row0);
     free(sw->resid);
+    free(sw->tail_kv);
     free(sw->rcells);
     vene_run_free(sw->rs);
 }
@@ -230,34 +238,44 @@ int vene_sweep(const vene_model *m, const vene_sweep_run *runs, int n_runs, cons
                 .runs = runs, .n_runs = n_runs, .n_cells = n_cells, .p = p};
     if ((rc = sweep_setup(&sw, cells, err)) || (rc = vene_run_new(m, &sw.rs, err))) goto done;
 
-    /* the caches stay; layer calls (rows x row_bytes) and head calls (head_rows x logits)
-     * take turns in the run state's scratch */
+    /* the caches stay; layer calls (rows x row_bytes, and each cell's keys and values of the
+     * last layer) and head calls (head_rows x logits) take turns in the run state's scratch */
     size_t budget = p->max_memory ? p->max_memory : DEFAULT_MAX_MEMORY;
-    int base_rows = 0, widest = 0;
-    for (int r = 0; r < n_runs; r++) base_rows += runs[r].len;
-    for (int c = 0; c < n_cells; c++)
-        if (sw.cells[c].rows > widest) widest = sw.cells[c].rows;
     sw.row_bytes = bytes_per_row(m);
-    size_t head_row = m->arch->run_bytes(m, 2, 1) - m->arch->run_bytes(m, 1, 1);
-    int need = base_rows > widest ? base_rows : widest;
-    if (budget < sw.cache_bytes + (size_t)need * sw.row_bytes || budget < sw.cache_bytes + m->arch->run_bytes(m, 1, 1)) {
-        rc = vene_errorf(err, VENE_ERR_MEMORY, "sweep: max_memory %zu KB is too little: the runs' caches need %zu KB and "
-                         "the widest batch (%d positions) %zu KB more", budget >> 10, sw.cache_bytes >> 10, need,
-                         ((size_t)need * sw.row_bytes) >> 10);
+    size_t base_bytes = 0, widest = 0, head_row = m->arch->run_bytes(m, 2, 1) - m->arch->run_bytes(m, 1, 1);
+    for (int r = 0; r < n_runs; r++) base_bytes += (size_t)runs[r].len * sw.row_bytes;
+    for (int c = 0; c < n_cells; c++)
+        if (cell_bytes(&sw, &sw.cells[c]) > widest) widest = cell_bytes(&sw, &sw.cells[c]);
+    size_t need = base_bytes > widest ? base_bytes : widest;
+    if (budget <= sw.cache_bytes) {
+        rc = vene_errorf(err, VENE_ERR_MEMORY, "sweep: max_memory %zu KB is too little: the runs' caches need %zu KB",
+                         budget >> 10, sw.cache_bytes >> 10);
         goto done;
     }
-    size_t rows = (budget - sw.cache_bytes) / sw.row_bytes, heads = (budget - sw.cache_bytes) / head_row;
-    sw.max_rows = rows > (size_t)1 << 24 ? 1 << 24 : (int)rows;
+    /* a quarter for the head's logits (at least one row), the rest for the layers */
+    size_t chunk = budget - sw.cache_bytes, heads = chunk / 4 / head_row;
     sw.head_rows = heads > HEAD_ROWS ? HEAD_ROWS : heads < 1 ? 1 : (int)heads;
+    size_t head_bytes = m->arch->run_bytes(m, sw.head_rows, 1);
+    chunk = chunk > head_bytes ? chunk - head_bytes : 0;
+    if (chunk < need) {
+        rc = vene_errorf(err, VENE_ERR_MEMORY, "sweep: max_memory %zu KB is too little: the runs' caches need %zu KB, the "
+                         "head %zu KB and the widest batch %zu KB more", budget >> 10, sw.cache_bytes >> 10,
+                         head_bytes >> 10, need >> 10);
+        goto done;
+    }
 
-    /* planned work, for progress: the runs once, then each cell from its join layer */
-    sw.total_units = (int64_t)base_rows * sw.L;
-    for (int c = 0; c < n_cells; c++) sw.total_units += (int64_t)sw.cells[c].rows * (sw.L - sw.cells[c].join);
+    /* planned work, for progress: the runs once, then each cell from its join layer (the
+     * last layer twice: keys and values of every row, then the last row) */
+    for (int r = 0; r < n_runs; r++) sw.total_units += (int64_t)runs[r].len * sw.L + 1;
+    for (int c = 0; c < n_cells; c++)
+        if (sw.cells[c].join < sw.L) sw.total_units += (int64_t)sw.cells[c].rows * (sw.L - sw.cells[c].join) + 1;
     if ((rc = vene_sweep_embed(&sw, err))) goto done;
     int first = 0, chunk0 = 1;
     while (chunk0 || first < n_cells) {
-        int used = chunk0 ? base_rows : 0, k = first;
-        while (k < n_cells && used + sw.cells[sw.order[k]].rows <= sw.max_rows) used += sw.cells[sw.order[k++]].rows;
+        size_t used = chunk0 ? base_bytes : 0;
+        int k = first;
+        while (k < n_cells && used + cell_bytes(&sw, &sw.cells[sw.order[k]]) <= chunk)
+            used += cell_bytes(&sw, &sw.cells[sw.order[k++]]);
         sw.chunk0 = chunk0;
         if ((rc = vene_sweep_chunk(&sw, first, k - first, err))) goto done;
         first = k;

@@ -24,6 +24,7 @@ typedef struct sweep_cell {
     int pmin, rows;        /* it computes positions pmin .. len - 1 */
     int *pos, n_pos;       /* restored positions, sorted, unique (owned) */
     int row0;              /* during a chunk: its first row in the batch */
+    size_t kv_off;         /* during a chunk: its keys | values at the last layer, in tail_kv */
 } sweep_cell;
 
 #define SWEEP_MAX_SITES 16
@@ -43,13 +44,14 @@ typedef struct sweep {
     float **kv;                   /* kv[r * L + l]: base run r's keys | values at layer l, rows of 2W */
     float **rec;                  /* rec[(u * n_runs + r) * L + l]: source run r's rows of recorded site u */
     size_t cache_bytes, row_bytes;
-    int max_rows;                 /* rows of one chunk */
     int head_rows;                /* rows per head call (each has vocab_size logits) */
     /* the chunk being run */
     int chunk0;                   /* it includes the runs themselves */
     int first, n_active;          /* active cells: order[first .. first + n_active - 1] */
     int base_rows;                /* rows of the runs (chunk 0), before the cells' */
+    int tail;                     /* the last layer's second call: every row its sequence's last */
     float *resid;                 /* max_rows x D: the residual between layer calls */
+    float *tail_kv;               /* the active cells' keys | values at the last layer, len x 2W each */
     vene_resume_cell *rcells;
     const vene_sweep_params *p;
     vene_sweep_stats st;

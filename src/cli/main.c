@@ -37,6 +37,8 @@ static const struct {
     {"forward", vene_cmd_forward, "run a model on a text: next-token top-k, logits and sites to a file"},
     {"run", vene_cmd_run, "execute an experiment file (pyvene semantics) and write the result"},
     {"generate", vene_cmd_generate, "continue a text, streaming tokens; with an experiment's interventions"},
+    {"trace", vene_cmd_trace, "ROME's causal tracing: restore each layer x token after noising the subject"},
+    {"patch", vene_cmd_patch, "activation patching sweep: components x layers x positions (x heads)"},
 };
 
 static void usage(FILE *f) {

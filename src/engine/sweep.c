@@ -3,6 +3,7 @@
  * chunks (sweep_exec.c). */
 #include "engine/sweep.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,6 +267,7 @@ int vene_sweep(const vene_model *m, const vene_sweep_run *runs, int n_runs, cons
 
     /* planned work, for progress: the runs once, then each cell from its join layer (the
      * last layer twice: keys and values of every row, then the last row) */
+    sw.total_units = n_runs + n_cells; /* the head's rows */
     for (int r = 0; r < n_runs; r++) sw.total_units += (int64_t)runs[r].len * sw.L + 1;
     for (int c = 0; c < n_cells; c++)
         if (sw.cells[c].join < sw.L) sw.total_units += (int64_t)sw.cells[c].rows * (sw.L - sw.cells[c].join) + 1;
@@ -287,4 +289,23 @@ int vene_sweep(const vene_model *m, const vene_sweep_run *runs, int n_runs, cons
 done:
     sweep_free(&sw);
     return rc;
+}
+
+int vene_sweep_noise_level(const vene_model *m, float *level, vene_error *err) {
+    static const char *const names[] = {"wte.weight", "embed_tokens.weight", "embed_in.weight"};
+    const float *w = NULL;
+    int64_t shape[2] = {m->vocab_size, m->d_model};
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !w; i++) {
+        if (!vene_weights_has(m->weights, names[i])) continue;
+        int rc = vene_weights_get(m->weights, names[i], 2, shape, &w, err);
+        if (rc) return rc;
+    }
+    if (!w) return vene_errorf(err, VENE_ERR_UNSUPPORTED, "%s: no token embedding matrix found", m->dir);
+    const size_t n = (size_t)shape[0] * (size_t)shape[1];
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < n; i++) sum += w[i];
+    const double mean = sum / (double)n;
+    for (size_t i = 0; i < n; i++) sq += ((double)w[i] - mean) * ((double)w[i] - mean);
+    *level = (float)(3.0 * sqrt(sq / (double)n));
+    return VENE_OK;
 }

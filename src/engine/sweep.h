@@ -55,7 +55,7 @@ typedef struct sweep {
     vene_resume_cell *rcells;
     const vene_sweep_params *p;
     vene_sweep_stats st;
-    int64_t total_units;
+    int64_t done_units, total_units; /* progress: positions x layers, plus one per head row */
 } sweep;
 
 /* sweep_exec.c */

@@ -247,8 +247,9 @@ static int forward_layer(sweep *sw, int l, int rows, int nc, int kv_end, vene_er
     return rc == VENE_STOP ? VENE_OK : rc;
 }
 
-static void progress(sweep *sw) {
-    if (sw->p->on_progress) sw->p->on_progress(sw->p->user, sw->st.units + sw->st.kv_units, sw->total_units);
+static void progress(sweep *sw, int64_t units) {
+    sw->done_units += units;
+    if (sw->p->on_progress) sw->p->on_progress(sw->p->user, sw->done_units, sw->total_units);
 }
 
 /* Layer l over the runs (chunk 0) and the active cells, from their first positions on;
@@ -275,7 +276,7 @@ static int layer_call(sweep *sw, int l, int n, int *rows, vene_error *err) {
     if (rc) return rc;
     if (last) sw->st.kv_units += *rows;
     else sw->st.units += *rows;
-    progress(sw);
+    progress(sw, *rows);
     return VENE_OK;
 }
 
@@ -305,7 +306,7 @@ static int tail_call(sweep *sw, vene_error *err) {
     sw->tail = 0;
     if (rc) return rc;
     sw->st.units += k;
-    progress(sw);
+    progress(sw, k);
     return VENE_OK;
 }
 
@@ -352,6 +353,7 @@ static int heads(sweep *sw, int n, vene_error *err) {
         memcpy(rows + (size_t)k++ * D, src, sizeof(float) * D);
         if (k == sw->head_rows || i == total - 1) {
             rc = head_call(sw, rows, index, k, err);
+            if (!rc) progress(sw, k);
             k = 0;
         }
     }

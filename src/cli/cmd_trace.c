@@ -285,6 +285,20 @@ static void free_facts(fact *f, int n) {
 
 /* ---------------------------------------------------------------- the command */
 
+/* "block,mlp" -> kinds[] flags; 0 on an unknown name or none. */
+static int parse_kinds(const char *v, int kinds[N_KINDS]) {
+    memset(kinds, 0, sizeof(int) * N_KINDS);
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ",");
+        int k = 0;
+        while (k < N_KINDS && !(strlen(kind_name[k]) == n && !strncmp(p, kind_name[k], n))) k++;
+        if (k == N_KINDS) return 0;
+        kinds[k] = 1;
+        p += n + (p[n] == ',');
+    }
+    return kinds[0] || kinds[1] || kinds[2];
+}
+
 static int parse(int argc, char **argv, opts *o) {
     o->samples = 10, o->window = 10, o->seed = 1, o->out = "trace", o->noise = -1;
     o->kinds[0] = o->kinds[1] = o->kinds[2] = 1;
@@ -314,11 +328,8 @@ static int parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--noise")) o->noise = strtof(v, &end), ok = *v && !*end && o->noise >= 0 && o->noise < 1e6;
         else if (!strcmp(a, "--max-memory")) ok = (o->max_memory = cli_parse_size(v)) > 0;
         else if (!strcmp(a, "--metric")) ok = (o->metric = cli_metric_parse(v, 0)) >= 0;
-        else if (!strcmp(a, "--kinds")) {
-            o->kinds[0] = strstr(v, "block") != NULL, o->kinds[1] = strstr(v, "mlp") != NULL;
-            o->kinds[2] = strstr(v, "attn") != NULL;
-            ok = o->kinds[0] || o->kinds[1] || o->kinds[2];
-        } else return vene_cli_fail("trace: unknown option \"%s\" (see `vene trace --help`)", a);
+        else if (!strcmp(a, "--kinds")) ok = parse_kinds(v, o->kinds);
+        else return vene_cli_fail("trace: unknown option \"%s\" (see `vene trace --help`)", a);
         if (!ok) return vene_cli_fail("trace: bad value \"%s\" for %s (see `vene trace --help`)", v, a);
     }
     if (!o->dir) return vene_cli_fail("trace: expected MODEL_DIR (see `vene trace --help`)");

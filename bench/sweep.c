@@ -12,8 +12,10 @@
  * that rate sets for the sweep's products (the flops it cannot avoid), and optionally the
  * same sweep as a plain PyTorch hook loop (bench/sweep_torch.py, Debian's python3-torch).
  *
- * Usage: bench_sweep [--quick]           (--quick: naive on 2 layers, extrapolated)
- *        bench_sweep --loop THREADS N    (N reuse sweeps and nothing else: for perf) */
+ * Usage: bench_sweep [--quick] [--no-torch]   (--quick: naive on 2 layers, extrapolated)
+ *        bench_sweep --loop THREADS N         (N reuse sweeps and nothing else: for perf)
+ * The PyTorch loop times the cells of 2 layers (1 with --quick) and scales to 12: each of
+ * its cells is the same full forward. */
 #include "common.h"
 
 #define SEQ 16
@@ -89,14 +91,15 @@ static double run_naive(ctx *c, int layer_lo, int layer_hi, float *out) {
 }
 
 /* The PyTorch hook loop, when Debian's torch is there: seconds, or -1. */
-static double torch_sweep(int threads) {
+static double torch_sweep(int threads, int layers) {
     char cmd[1200], dir[1024];
     snprintf(dir, sizeof dir, "%s", __FILE__);
     char *slash = strrchr(dir, '/');
     if (slash) *slash = '\0';
     else snprintf(dir, sizeof dir, ".");
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/sweep_torch.py' %d 2>&1", dir, threads);
-    FILE *f = access("/usr/bin/python3", X_OK) == 0 ? popen(cmd, "r") : NULL;
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/sweep_torch.py' %d %d 2>&1", dir, threads, layers);
+    FILE *f = access("/usr/bin/python3", X_OK) == 0 && system("/usr/bin/python3 -c 'import torch' 2>/dev/null") == 0
+                  ? popen(cmd, "r") : NULL;
     if (!f) return -1;
     char line[512];
     double secs = -1;
@@ -108,7 +111,8 @@ static double torch_sweep(int threads) {
 }
 
 int main(int argc, char **argv) {
-    int quick = argc > 1 && !strcmp(argv[1], "--quick");
+    int quick = 0, no_torch = 0;
+    for (int i = 1; i < argc; i++) quick |= !strcmp(argv[i], "--quick"), no_torch |= !strcmp(argv[i], "--no-torch");
     int loop = argc > 3 && !strcmp(argv[1], "--loop");
     ctx c;
     memset(&c, 0, sizeof c);
@@ -164,8 +168,8 @@ int main(int argc, char **argv) {
         sg[k] = bench_sgemm_peak(threads[k]);
     }
     double torch_s[2] = {-1, -1};
-    if (!quick) {
-        for (int k = 0; k < 2; k++) torch_s[k] = torch_sweep(threads[k]);
+    if (!no_torch) {
+        for (int k = 0; k < 2; k++) torch_s[k] = torch_sweep(threads[k], quick ? 1 : 2);
         if (torch_s[0] < 0) printf("PyTorch hook loop skipped: /usr/bin/python3 with torch not found\n");
     }
 

@@ -401,6 +401,10 @@ typedef struct vene_sweep_stats {
     size_t peak_bytes;   /* caches plus the largest scratch in use at once */
 } vene_sweep_stats;
 
+/* ROME's default noise level: 3 x the standard deviation of the entries of the token
+ * embedding matrix. */
+int vene_sweep_noise_level(const vene_model *m, float *level, vene_error *err);
+
 /* Run cells over runs with the model's (OpenMP) threads; results arrive through
  * p->on_logits, runs first, in no promised order otherwise. stats may be NULL. */
 int vene_sweep(const vene_model *m, const vene_sweep_run *runs, int n_runs, const vene_sweep_cell *cells, int n_cells,

@@ -334,6 +334,9 @@ static int heads(sweep *sw, int n, vene_error *err) {
     int *index = malloc(sizeof(int) * (size_t)sw->head_rows), k = 0, rc = VENE_OK;
     if (!rows || !index) rc = vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
     int total = (sw->chunk0 ? sw->n_runs : 0) + n;
+    if (total == 0) goto out;
+    /* batches of equal size: a last batch of one or two rows would take the slow sgemv path */
+    int batches = (total + sw->head_rows - 1) / sw->head_rows, per = (total + batches - 1) / batches;
     for (int i = 0; !rc && i < total; i++) {
         const float *src;
         if (sw->chunk0 && i < sw->n_runs) {
@@ -351,12 +354,13 @@ static int heads(sweep *sw, int n, vene_error *err) {
             }
         }
         memcpy(rows + (size_t)k++ * D, src, sizeof(float) * D);
-        if (k == sw->head_rows || i == total - 1) {
+        if (k == per || i == total - 1) {
             rc = head_call(sw, rows, index, k, err);
             if (!rc) progress(sw, k);
             k = 0;
         }
     }
+out:
     free(rows);
     free(index);
     return rc;

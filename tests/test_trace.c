@@ -165,6 +165,13 @@ static void test_against_cells(void) {
     n = add_cell(cells, n, 3, 0, "mlp_output", 0, 0, -1, 1, -1);
     n = add_cell(cells, n, 0, 3, "attention_output", 2, 0, -1, 3, -1); /* the other way */
     n = add_cell(cells, n, 0, 3, "block_output", 3, 0, -1, 0, S - 1);
+    const int last = info.n_layer - 1; /* the last layer runs in two calls: restores in both */
+    n = add_cell(cells, n, 1, 0, "key_output", last, 0, -1, 2, -1);
+    n = add_cell(cells, n, 2, 0, "head_value_output", last, 0, 1, 1, S - 1);
+    n = add_cell(cells, n, 1, 0, "attention_input", last, 0, -1, S - 1, -1);
+    n = add_cell(cells, n, 2, 0, "mlp_output", last, 0, -1, S - 1, -1);
+    n = add_cell(cells, n, 1, 0, "block_input", last, 0, -1, 2, 4);
+    n = add_cell(cells, n, 3, 0, "query_output", last, 0, -1, S - 1, -1);
 
     store s;
     vene_sweep_stats st;
@@ -245,6 +252,40 @@ static void test_against_cells(void) {
     store_free(&s2);
     store_free(&s);
     free(ref);
+}
+
+/* ROME's noise level: 3 x the std of the token embedding matrix, from the file itself. */
+static void test_noise_level(void) {
+    vene_error err = {0};
+    float level = 0;
+    CHECK(vene_sweep_noise_level(m, &level, &err) == VENE_OK);
+    FILE *f = fopen(MODEL "/model.safetensors", "rb");
+    unsigned char len8[8];
+    if (!f || fread(len8, 1, 8, f) != 8) {
+        CHECK_MSG(0, "cannot read %s", MODEL);
+        if (f) fclose(f);
+        return;
+    }
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--) hl = hl << 8 | len8[i];
+    char *hdr = calloc(hl + 1, 1);
+    CHECK(fread(hdr, 1, hl, f) == hl);
+    const char *wte = strstr(hdr, "\"transformer.wte.weight\"");
+    if (!wte) wte = strstr(hdr, "\"wte.weight\"");
+    const char *off = wte ? strstr(wte, "data_offsets") : NULL;
+    long a = 0, b = 0;
+    CHECK(off && sscanf(strchr(off, '['), "[%ld,%ld]", &a, &b) == 2 && b - a == 4L * info.vocab_size * info.d_model);
+    size_t n = (size_t)(b - a) / 4;
+    float *w = malloc((size_t)(b - a));
+    fseek(f, (long)(8 + hl) + a, SEEK_SET);
+    CHECK(fread(w, 4, n, f) == n);
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < n; i++) sum += w[i];
+    for (size_t i = 0; i < n; i++) sq += (w[i] - sum / n) * (w[i] - sum / n);
+    CHECK_MSG(fabs(level - 3 * sqrt(sq / n)) <= 1e-6 * level, "noise level %g, by hand %g", level, 3 * sqrt(sq / n));
+    free(w);
+    free(hdr);
+    fclose(f);
 }
 
 static int stop_at(void *user, int cell, const float *lg, vene_error *err) {
@@ -329,6 +370,7 @@ int main(void) {
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < 3 * info.d_model; i++) noise[k][i] = (float)vene_mt_gauss(&mt);
     test_against_cells();
+    test_noise_level();
     test_errors();
     vene_free(t);
     vene_tokenizer_free(tok);

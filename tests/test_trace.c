@@ -140,6 +140,13 @@ static int add_cell(vene_sweep_cell *cells, int n, int base, int source, const c
 
 static double worst_seen;
 
+/* Positions before which two runs are the same computation (tokens, no noise yet). */
+static int ids_equal_before(const vene_sweep_run *a, const vene_sweep_run *b) {
+    int q = 0;
+    while (q < a->len && a->ids[q] == b->ids[q]) q++;
+    return a->n_noise || b->n_noise ? (q < 1 ? q : 1) : q; /* the noise starts at position 1 */
+}
+
 static void test_against_cells(void) {
     vene_sweep_run runs[4];
     make_runs(runs);
@@ -215,13 +222,14 @@ static void test_against_cells(void) {
      * layer l + 1: S - p positions through the layers before the last, then the same split */
     const int L = info.n_layer;
     int64_t want = 4LL * (S * (L - 1) + 1), want_kv = 4LL * S;
-    for (int l = 0; l < L - 1; l++)
-        for (int p = 0; p < S; p++) want += (int64_t)(L - 2 - l) * (S - p) + 1, want_kv += S - p;
+    for (int l = 0; l < L - 1; l++) /* position 0 precedes the noise: that cell is its base run */
+        for (int p = 1; p < S; p++) want += (int64_t)(L - 2 - l) * (S - p) + 1, want_kv += S - p;
     int64_t grid_units = st.units, grid_kv = st.kv_units;
     for (int c = L * S; c < n; c++) {
         const vene_sweep_cell *cc = &cells[c];
         int join = cc->layer + !strcmp(cc->component, "block_output"), pmin = cc->positions[0];
-        if (join == L) continue;
+        int pmax = cc->positions[cc->n_positions - 1], same = ids_equal_before(&runs[cc->base], &runs[cc->source]);
+        if (join == L || pmax < same) continue;
         grid_units -= (int64_t)(L - 1 - join) * (S - pmin) + 1;
         grid_kv -= S - pmin;
     }

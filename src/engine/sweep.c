@@ -70,6 +70,15 @@ static int resolve(const vene_model *m, const char *component, int layer, int he
 
 static int cmp_int(const void *a, const void *b) { return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b); }
 
+/* Positions before which two runs compute the same thing: the same tokens and no noise. */
+static int same_prefix(const vene_sweep_run *a, const vene_sweep_run *b) {
+    int q = 0;
+    while (q < a->len && q < b->len && a->ids[q] == b->ids[q]) q++;
+    for (int i = 0; i < a->n_noise; i++) q = a->noise_pos[i] < q ? a->noise_pos[i] : q;
+    for (int i = 0; i < b->n_noise; i++) q = b->noise_pos[i] < q ? b->noise_pos[i] : q;
+    return q;
+}
+
 static int plan_cell(sweep *sw, int i, const vene_sweep_cell *c, vene_error *err) {
     const vene_model *m = sw->m;
     sweep_cell *p = &sw->cells[i];
@@ -104,6 +113,14 @@ static int plan_cell(sweep *sw, int i, const vene_sweep_cell *c, vene_error *err
     p->rows = p->len - p->pmin;
     int rc = resolve(m, c->component, c->layer, c->head, &p->site, &p->col0, &p->ncols, who, err);
     if (rc) return rc;
+    if (p->pos[p->n_pos - 1] < same_prefix(&sw->runs[p->base], &sw->runs[p->source])) {
+        /* both runs are the same computation up to the restored positions: nothing changes
+         * (ROME's restores before the subject); the cell is its base run */
+        p->kind = SWEEP_NOOP;
+        p->join = sw->L;
+        p->rows = 0;
+        return VENE_OK;
+    }
     int out = !strcmp(c->component, "block_output");
     if (out || !strcmp(c->component, "block_input")) {
         /* the residual between blocks: restored in the input of the first layer computed */
@@ -203,7 +220,7 @@ static size_t bytes_per_row(const vene_model *m) {
 
 /* A cell's share of a chunk: its rows, and its keys and values at the last layer. */
 static size_t cell_bytes(const sweep *sw, const sweep_cell *p) {
-    return (size_t)p->rows * sw->row_bytes + sizeof(float) * (size_t)p->len * 2 * sw->W;
+    return p->join < sw->L ? (size_t)p->rows * sw->row_bytes + sizeof(float) * (size_t)p->len * 2 * sw->W : 0;
 }
 
 static void sweep_free(sweep *sw) {

@@ -11,8 +11,9 @@
 
 /* How a cell's restore reaches the model: a hook on a site inside the blocks, or the
  * residual stream between blocks (block_input of layer l = block_output of layer l - 1),
- * read from the runs' residual caches. */
-enum { SWEEP_SITE, SWEEP_RESID };
+ * read from the runs' residual caches; or not at all, when the source and the base are the
+ * same computation at the restored positions. */
+enum { SWEEP_SITE, SWEEP_RESID, SWEEP_NOOP };
 
 typedef struct sweep_cell {
     int base, source, len;

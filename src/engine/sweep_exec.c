@@ -348,8 +348,8 @@ static int heads(sweep *sw, int n, vene_error *err) {
             index[k] = c;
             if (p->join < sw->L) {
                 src = sw->resid + (size_t)p->row0 * D; /* where the tail call left it */
-            } else { /* block_output of the last layer: nothing to run */
-                int restored = p->pos[p->n_pos - 1] == p->len - 1;
+            } else { /* block_output of the last layer, or nothing changed: nothing to run */
+                int restored = p->kind == SWEEP_RESID && p->pos[p->n_pos - 1] == p->len - 1;
                 src = sw->h[(restored ? p->source : p->base) * (sw->L + 1) + sw->L] + (size_t)(p->len - 1) * D;
             }
         }
@@ -378,7 +378,7 @@ int vene_sweep_chunk(sweep *sw, int first, int n, vene_error *err) {
         sweep_cell *p = &sw->cells[sw->order[first + i]];
         total += p->rows;
         p->kv_off = kv_floats;
-        kv_floats += (size_t)p->len * 2 * sw->W;
+        if (p->join < sw->L) kv_floats += (size_t)p->len * 2 * sw->W;
     }
     size_t cap = (size_t)(total ? total : 1);
     float *resid = realloc(sw->resid, sizeof(float) * cap * (size_t)sw->D);

@@ -3,7 +3,7 @@
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
-DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev libcjson-dev libpcre2-dev libomp-dev python3
+DEB_PKGS  := build-essential cmake pkg-config libopenblas-dev libcjson-dev libpcre2-dev zlib1g-dev libomp-dev python3
 
 .PHONY: all deps build test test-asan demo install bench clean
 

@@ -743,6 +743,79 @@ typedef struct vene_experiment_opts {
 int vene_experiment_run_opts(const char *experiment_path, const char *out_path, const vene_experiment_opts *opts,
                              vene_error *err);
 
+/* ================================================================ sweeps (begin)
+ *
+ * Activation patching over many cells at once (ROME's causal tracing, patching sweeps).
+ * A run is one token sequence, optionally corrupted with Gaussian noise on its input
+ * embeddings (pyvene's NoiseIntervention on block_input of layer 0). A cell is a base run
+ * with activations of a source run written into it at the same positions (pyvene's
+ * VanillaIntervention), scored by the logits at the base run's last position.
+ *
+ * vene_sweep runs every run once and caches its residual stream and keys and values. A
+ * cell then runs only where it can differ from its base run: from the first layer it
+ * changes, over its earliest restored position and the later ones, attending over the
+ * base run's cached keys and values of the earlier positions. Cells are batched so that
+ * each layer's weights stream once for all of them, in chunks that fit max_memory.
+ *
+ * The logits equal those of one intervened forward per cell (vene_intervenable_forward with
+ * the noise and the restore) up to float rounding: BLAS rounds a row of a product
+ * differently depending on where the row falls in its batch (docs/sweeps.md). GPT-2 only. */
+
+typedef struct vene_sweep_run {
+    const int32_t *ids;   /* len tokens (borrowed for the call) */
+    int len;
+    const int *noise_pos; /* n_noise positions whose embeddings get noise, or none */
+    int n_noise;
+    const double *noise;  /* n_noise x d_model: x = (float)((double)x + noise * noise_level) */
+    float noise_level;
+} vene_sweep_run;
+
+typedef struct vene_sweep_cell {
+    int base, source;      /* run indices (runs of one length): the source's activations go into the base */
+    const char *component; /* pyvene's name: block_output, block_input, mlp_output, attention_output,
+                              mlp_activation, attention_value_output, head_attention_value_output,
+                              query_output, head_query_output, ... (not attention_weight) */
+    int layer, n_layers;   /* layers layer .. layer + n_layers - 1 (a ROME window); n_layers 0 means 1 */
+    const int *positions;  /* the restored positions (borrowed for the call) */
+    int n_positions;
+    int head;              /* head components: the head; -1 otherwise */
+} vene_sweep_cell;
+
+/* One result: cell >= 0, or cell = -1 - r for run r itself (unpatched). logits: the
+ * vocab_size logits at the base run's last position, borrowed for the call. Return
+ * VENE_OK, or an error code with err filled to stop the sweep. */
+typedef int (*vene_sweep_fn)(void *user, int cell, const float *logits, vene_error *err);
+/* Progress: done of total units (positions x layers) computed so far. */
+typedef void (*vene_progress_fn)(void *user, int64_t done, int64_t total);
+
+typedef struct vene_sweep_params {
+    size_t max_memory;            /* bytes of activations and caches at once; 0 = 1 GB */
+    vene_sweep_fn on_logits;      /* required */
+    vene_progress_fn on_progress; /* or NULL */
+    void *user;
+} vene_sweep_params;
+
+typedef struct vene_sweep_stats {
+    int64_t units;       /* positions x layers computed, the runs' own forwards included */
+    int64_t kv_units;    /* positions of the last layer whose keys and values alone were computed
+                            (only the last position needs that layer's whole block) */
+    int64_t naive_units; /* positions x layers of one full forward per cell (pyvene's base passes) */
+    int chunks;          /* batches of cells */
+    int forwards;        /* calls into the model */
+    size_t peak_bytes;   /* caches plus the largest scratch in use at once */
+} vene_sweep_stats;
+
+/* ROME's default noise level: 3 x the standard deviation of the entries of the token
+ * embedding matrix. */
+int vene_sweep_noise_level(const vene_model *m, float *level, vene_error *err);
+
+/* Run cells over runs with the model's (OpenMP) threads; results arrive through
+ * p->on_logits, runs first, in no promised order otherwise. stats may be NULL. */
+int vene_sweep(const vene_model *m, const vene_sweep_run *runs, int n_runs, const vene_sweep_cell *cells, int n_cells,
+               const vene_sweep_params *p, vene_sweep_stats *stats, vene_error *err);
+
+/* ================================================================ sweeps (end) */
+
 #ifdef __cplusplus
 }
 #endif

@@ -40,6 +40,8 @@ static const struct {
     {"train", vene_cmd_train, "train interventions (DAS, Boundless DAS, masks) or the model (IIT) on a dataset"},
     {"dataset", vene_cmd_dataset, "write a `vene train` dataset (JSONL) from a built-in causal model"},
     {"generate", vene_cmd_generate, "continue a text, streaming tokens; with an experiment's interventions"},
+    {"trace", vene_cmd_trace, "ROME's causal tracing: restore each layer x token after noising the subject"},
+    {"patch", vene_cmd_patch, "activation patching sweep: components x layers x positions (x heads)"},
 };
 
 static void usage(FILE *f) {

@@ -11,6 +11,7 @@
 #include "core/kernels.h"
 #include "models/gpt2_internal.h"
 #include "models/kv_cache.h"
+#include "models/resume.h"
 
 static const vene_site_def gpt2_sites[S_COUNT] = {
     [S_WTE_OUT] = {"wte", 0, 0, "B x S x D"},
@@ -258,9 +259,11 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     vk_add(emb, pos, x, (int64_t)T * D);
     VENE_FIRE(rs, S_DROP_IN, -1, &tX, err);
     VENE_FIRE(rs, S_DROP_OUT, -1, &tX, err);
+    const vene_resume *resume = rs->resume; /* a sweep resumes from its residual (models/resume.h) */
+    if (resume) memcpy(x, in->embeds, sizeof(float) * (size_t)T * D);
 
     const float scale_div = sqrtf((float)hd);
-    for (int l = 0; l < m->n_layer; l++) {
+    for (int l = resume ? resume->first_layer : 0; l < m->n_layer; l++) {
         const gpt2_layer *L = &w->layers[l];
         if (sv && l > 0) { /* gradient mode: every layer keeps its own buffers */
             VENE_ALLOC(a, (size_t)T * D);
@@ -282,17 +285,22 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_CATTN_IN, l, &tA, err);
         vk_linear_in_out(a, L->attn_w, L->attn_b, qkv, T, D, 3 * D);
         VENE_FIRE(rs, S_CATTN_OUT, l, &tQKV, err);
-        vk_kv kv; /* this pass's keys and values, or the KV cache they were appended to */
-        vene_kv_layer(rs, l, qkv + D, qkv + 2 * D, 3 * D, in->attn_mask, B, S, &kv);
-        vk_attn_scores_kv(qkv, 3 * D, &kv, probs, B, S, H, H, hd, scale_div, 0);
         float *probs_sm = probs;
-        if (sv && (rs->site_hooked[S_ADROP_IN] || rs->site_hooked[S_ADROP_OUT])) {
-            VENE_ALLOC(probs_sm, (size_t)B * H * S * Sk);
-            memcpy(probs_sm, probs, sizeof(float) * (size_t)B * H * S * Sk);
+        if (resume) { /* ragged cells over cached earlier positions */
+            int rc = vene_resume_attention(rs, qkv, qkv + D, qkv + 2 * D, 3 * D, merged, D, H, H, hd, scale_div, 0, err);
+            if (rc) return rc;
+        } else {
+            vk_kv kv; /* this pass's keys and values, or the KV cache they were appended to */
+            vene_kv_layer(rs, l, qkv + D, qkv + 2 * D, 3 * D, in->attn_mask, B, S, &kv);
+            vk_attn_scores_kv(qkv, 3 * D, &kv, probs, B, S, H, H, hd, scale_div, 0);
+            if (sv && (rs->site_hooked[S_ADROP_IN] || rs->site_hooked[S_ADROP_OUT])) {
+                VENE_ALLOC(probs_sm, (size_t)B * H * S * Sk);
+                memcpy(probs_sm, probs, sizeof(float) * (size_t)B * H * S * Sk);
+            }
+            VENE_FIRE(rs, S_ADROP_IN, l, &tPr, err);
+            VENE_FIRE(rs, S_ADROP_OUT, l, &tPr, err);
+            vk_attn_values_kv(probs, &kv, merged, D, B, S, H, H, hd);
         }
-        VENE_FIRE(rs, S_ADROP_IN, l, &tPr, err);
-        VENE_FIRE(rs, S_ADROP_OUT, l, &tPr, err);
-        vk_attn_values_kv(probs, &kv, merged, D, B, S, H, H, hd);
         VENE_FIRE(rs, S_CPROJ_IN, l, &tM, err);
         vk_linear_in_out(merged, L->proj_w, L->proj_b, proj, T, D, D);
         VENE_FIRE(rs, S_CPROJ_OUT, l, &tPj, err);
@@ -351,4 +359,5 @@ const vene_arch vene_arch_gpt2 = {
     .grad_bytes = gpt2_grad_bytes,
     .backward = gpt2_backward,
     .kv_cached = 1,
+    .resumable = 1,
 };

@@ -100,6 +100,8 @@ struct vene_arch {
     const void *data;
     /* The forward honours an attached KV cache (models/kv_cache.h). */
     int kv_cached;
+    /* The forward honours a resume plan (models/resume.h, for sweeps). */
+    int resumable;
 };
 
 /* Registry of built-in architectures (read-only). */
@@ -144,6 +146,7 @@ struct vene_run {
     int has_logits;
     const int *logit_pos;      /* vene_run_set_logit_positions: B positions or NULL */
     struct vene_kv_cache *kv;  /* attached KV cache (borrowed, models/kv_cache.h), NULL = none */
+    const struct vene_resume *resume; /* sweeps: resume plan (borrowed, models/resume.h), NULL = none */
 };
 
 /* Backward hooks of (site, layer) on the gradient g, latest registration first. */

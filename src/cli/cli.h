@@ -8,6 +8,8 @@ int vene_cmd_forward(int argc, char **argv);
 int vene_cmd_run(int argc, char **argv);
 int vene_cmd_train(int argc, char **argv);
 int vene_cmd_init(int argc, char **argv);
+int vene_cmd_facts(int argc, char **argv);
+int vene_cmd_train_lm(int argc, char **argv);
 
 /* Print "vene: <msg>" on stderr and return 1. */
 int vene_cli_fail(const char *fmt, ...);

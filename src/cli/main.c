@@ -38,6 +38,8 @@ static const struct {
     {"run", vene_cmd_run, "execute an experiment file (pyvene semantics) and write the result"},
     {"init", vene_cmd_init, "a freshly initialised model folder (gpt2, mlp) to train from scratch"},
     {"train", vene_cmd_train, "train interventions (DAS, Boundless DAS, masks) or the model (IIT) on a dataset"},
+    {"facts", vene_cmd_facts, "the embedded model's synthetic factual language: write its corpus, score a model"},
+    {"train-lm", vene_cmd_train_lm, "train a small GPT-2 language model from scratch on a corpus"},
 };
 
 static void usage(FILE *f) {

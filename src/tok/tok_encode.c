@@ -148,6 +148,7 @@ int vene_tokenize(const vene_tokenizer *t, const char *text, size_t len, int32_t
     *n_ids = 0;
     if (len > INT32_MAX)
         return vene_errorf(err, VENE_ERR_RANGE, "vene_tokenize: text of %zu bytes is over the 2 GiB limit", len);
+    if (t->wl) return tok_wordlevel_encode(t, text, len, ids, n_ids, err);
     enc e = {.t = t};
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
     /* Allocated up front so that even empty text hands back a buffer, not NULL. */
@@ -189,6 +190,7 @@ int vene_detokenize(const vene_tokenizer *t, const int32_t *ids, size_t n_ids, c
         return vene_errorf(err, VENE_ERR_ARG, "vene_detokenize: NULL argument");
     *text = NULL;
     *len = 0;
+    if (t->wl) return tok_wordlevel_decode(t, ids, n_ids, text, len, err);
     size_t total = 0;
     for (size_t i = 0; i < n_ids; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab || !t->tok[ids[i]].piece)

@@ -18,6 +18,8 @@ typedef struct tok_merge {
     int32_t left, right, result; /* token ids */
 } tok_merge;
 
+typedef struct tok_wordlevel tok_wordlevel;
+
 typedef struct tok_token {
     const char *piece;   /* as in the vocab file, NUL-terminated; NULL for an unused id */
     const char *bytes;   /* what the token decodes to (may contain NULs) */
@@ -34,6 +36,7 @@ struct vene_tokenizer {
     int32_t byte_id[256]; /* token of each single byte */
     pcre2_code *re;       /* the GPT-2 pre-tokenizer */
     tok_arena arena;      /* pieces and decoded bytes */
+    tok_wordlevel *wl;    /* a WordLevel model (tok_wordlevel.c); NULL for BPE */
 };
 
 /* Gives id `id` the piece `piece`. `raw` marks tokens (added/special ones) that decode
@@ -46,5 +49,15 @@ int tok_add_merge(vene_tokenizer *t, const char *a, size_t alen, const char *b, 
 /* After the vocab and merges are in: byte tokens, decoded bytes, the regex. `file`
  * names the vocab for messages. */
 int tok_finish(vene_tokenizer *t, const char *file, vene_error *err);
+
+/* WordLevel models (tok_wordlevel.c). _is takes tokenizer.json's "model" object; _finish
+ * (its root, once the vocab and added tokens are in t) sets t->wl. */
+int tok_wordlevel_is(const void *model_json);
+int tok_wordlevel_finish(vene_tokenizer *t, const void *root_json, const char *file, vene_error *err);
+int tok_wordlevel_encode(const vene_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                         vene_error *err);
+int tok_wordlevel_decode(const vene_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, size_t *len,
+                         vene_error *err);
+void tok_wordlevel_free(tok_wordlevel *w);
 
 #endif

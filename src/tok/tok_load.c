@@ -311,13 +311,15 @@ static int load_tokenizer_json(const char *path, vene_tokenizer **out, vene_erro
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: no \"model\" object", path);
     if (!rc && added && !cJSON_IsArray(added))
         rc = vene_errorf(err, VENE_ERR_FORMAT, "%s: added_tokens is not an array", path);
-    if (!rc) rc = check_pipeline(root, model, path, err);
+    int word_level = !rc && tok_wordlevel_is(model);
+    if (!rc && !word_level) rc = check_pipeline(root, model, path, err);
     if (!rc)
         rc = load_vocab(t, cJSON_GetObjectItemCaseSensitive(model, "vocab"), added, path, "model.vocab",
                         err);
-    if (!rc) rc = load_json_merges(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path, err);
+    if (!rc && word_level) rc = tok_wordlevel_finish(t, root, path, err);
+    else if (!rc) rc = load_json_merges(t, cJSON_GetObjectItemCaseSensitive(model, "merges"), path, err);
     cJSON_Delete(root);
-    if (!rc) rc = tok_finish(t, path, err);
+    if (!rc && !word_level) rc = tok_finish(t, path, err);
     if (rc) {
         vene_tokenizer_free(t);
         return rc;
@@ -355,6 +357,7 @@ int vene_tokenizer_load(const char *dir, vene_tokenizer **out, vene_error *err) 
 void vene_tokenizer_free(vene_tokenizer *t) {
     if (!t) return;
     pcre2_code_free(t->re);
+    tok_wordlevel_free(t->wl);
     tok_strmap_free(&t->vocab);
     tok_pairmap_free(&t->ranks);
     tok_arena_free(&t->arena);

@@ -290,10 +290,17 @@ int facts_write(const char *dir, uint64_t seed, int *n_vocab, int *n_train, vene
     }
     vene_tokenizer *tok = NULL;
     if (!rc) rc = vene_tokenizer_load(dir, &tok, err);
+    static const struct { const char *name; int rel; const char *va, *vb; } das[] = {
+        {"country", FACTS_CAPITAL, NULL, NULL}, {"continent", FACTS_CONTINENT, "Europe", "Asia"}};
+    for (int i = 0; i < 2 && !rc; i++) {
+        snprintf(path, sizeof path, "%s/das_%s_train.jsonl", dir, das[i].name);
+        snprintf(path2, sizeof path2, "%s/das_%s_eval.jsonl", dir, das[i].name);
+        rc = facts_write_das(path, path2, tok, das[i].rel, das[i].va, das[i].vb, 5, seed, err);
+    }
     if (!rc) {
-        snprintf(path, sizeof path, "%s/das_train.jsonl", dir);
-        snprintf(path2, sizeof path2, "%s/das_eval.jsonl", dir);
-        rc = facts_write_das(path, path2, tok, FACTS_CAPITAL, 5, seed, err);
+        snprintf(path, sizeof path, "%s/iit_train.jsonl", dir);
+        snprintf(path2, sizeof path2, "%s/iit_eval.jsonl", dir);
+        rc = facts_write_iit(path, path2, tok, 6, seed, err);
     }
     vene_tokenizer_free(tok);
     if (n_vocab) *n_vocab = nw;

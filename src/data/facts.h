@@ -57,18 +57,35 @@ int facts_corpus(uint64_t seed, facts_sentence **out, int *n, vene_error *err);
  *   tokenizer.json, tokenizer_config.json   the word-level vocabulary (Hugging Face format)
  *   train.jsonl, eval.jsonl                 training sentences and the held-out facts as
  *                                           {"base": {"ids": [...]}} (objective "lm")
- *   das_train.jsonl, das_eval.jsonl         counterfactual pairs for DAS (facts_write_das)
+ *   das_country_{train,eval}.jsonl          DAS pairs on the country (capital queries)
+ *   das_continent_{train,eval}.jsonl        DAS pairs on Europe vs Asia (continent queries)
+ *   iit_{train,eval}.jsonl                  IIT examples (facts_write_iit)
  *   corpus.txt                              every sentence as text, tagged train / held-out
  * *n_vocab, *n_train (optional) receive the vocabulary size and the training sentences. */
 int facts_write(const char *dir, uint64_t seed, int *n_vocab, int *n_train, vene_error *err);
 
-/* Counterfactual pairs for interchange interventions on relation rel (template 0):
- * base "The capital of X is", source "The capital of Y is", label the token of Y's
- * capital, unit_locations {"sources->base": subject position}. The countries are split
- * by the seed: every n_eval-th country in a seeded order is a held-out source. Training
- * pairs have base and source among the other countries; eval pairs have a held-out
- * source and any other base. ids come from the tokenizer in tok. */
-int facts_write_das(const char *train_path, const char *eval_path, const vene_tokenizer *tok, int rel, int n_eval,
+/* The query of (rel, tmpl, c) in tok's ids (one token per word); *subject, when non-NULL,
+ * gets the subject's position. And the token of the answer of (rel, c). */
+int facts_query_ids(const vene_tokenizer *tok, int rel, int tmpl, int c, int32_t *ids, int cap, int *n, int *subject,
+                    vene_error *err);
+int facts_answer_id(const vene_tokenizer *tok, int rel, int c, vene_error *err);
+
+/* Counterfactual pairs for DAS on relation rel (template 0): base "The capital of X is",
+ * source "The capital of Y is", label the token of Y's answer, unit_locations
+ * {"sources->base": subject position}. With va and vb (attribute values, e.g. "Europe"
+ * and "Asia") only pairs whose bases and sources have these two different values are
+ * kept: a binary variable. The countries are split by the seed: every n_eval-th country
+ * of a seeded order is a held-out source. Training pairs have base and source among the
+ * others; eval pairs have a held-out source and any other base. */
+int facts_write_das(const char *train_path, const char *eval_path, const vene_tokenizer *tok, int rel, const char *va,
+                    const char *vb, int n_eval, uint64_t seed, vene_error *err);
+
+/* Interchange intervention training (IIT) examples that make the country's state at the
+ * subject token what the answer is read from: for every training fact and n_sources
+ * random other countries Y, the same query about Y as source, labelled with Y's answer,
+ * at the subject position; plus every training fact without a source (three times), so
+ * the facts stay right. The eval file has the held-out facts' queries as bases. */
+int facts_write_iit(const char *train_path, const char *eval_path, const vene_tokenizer *tok, int n_sources,
                     uint64_t seed, vene_error *err);
 
 /* Top-1 accuracy of a model on the facts: for every fact, does the most likely next

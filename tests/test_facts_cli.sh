@@ -38,7 +38,7 @@ check "train-lm --help" bash -c '"$1" train-lm --help | grep -q -- "--d-model"' 
 check "vene --help lists facts and train-lm" bash -c '"$1" --help | grep -q "^  facts " && "$1" --help | grep -q "^  train-lm "' _ "$vene"
 
 "$vene" facts --out "$tmp/facts" --seed 3 >"$tmp/facts.out" 2>&1
-check "facts --out writes the corpus" bash -c 'for f in tokenizer.json tokenizer_config.json train.jsonl eval.jsonl das_train.jsonl das_eval.jsonl corpus.txt; do [ -s "$1/$f" ] || exit 1; done' _ "$tmp/facts"
+check "facts --out writes the corpus" bash -c 'for f in tokenizer.json tokenizer_config.json train.jsonl eval.jsonl das_country_train.jsonl das_country_eval.jsonl das_continent_train.jsonl das_continent_eval.jsonl iit_train.jsonl iit_eval.jsonl corpus.txt; do [ -s "$1/$f" ] || exit 1; done' _ "$tmp/facts"
 check "facts --out reports the vocabulary" grep -q "192 words in the vocabulary" "$tmp/facts.out"
 check "the word-level tokenizer splits punctuation" bash -c '[ "$("$1" tokenize "$2" "Spain'"'"'s capital is Madrid." | cut -f2 | tr "\n" " ")" = "\"Spain\" \"'"'"'\" \"s\" \"capital\" \"is\" \"Madrid\" \".\" " ]' _ "$vene" "$tmp/facts"
 

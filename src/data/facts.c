@@ -72,8 +72,8 @@ static const char *const country_distractors[][FACTS_MAX_WORDS] = {
     {"$C", "is", "in", "$X", "."},               {"I", "live", "in", "$C", "."},
     {"The", "weather", "in", "$X", "is", "$W", "."}, {"The", "weather", "in", "$C", "is", "$W", "."},
 };
-static const char *const language_distractor[] = {"$L", "is", "a", "language", "."};
-static const char *const continent_distractor[] = {"$K", "is", "a", "continent", "."};
+static const char *const language_distractor[FACTS_MAX_WORDS] = {"$L", "is", "a", "language", "."};
+static const char *const continent_distractor[FACTS_MAX_WORDS] = {"$K", "is", "a", "continent", "."};
 static const char *const weather[] = {"warm", "cold", "sunny", "rainy", "mild"};
 
 int facts_n_countries(void) { return N_COUNTRIES; }

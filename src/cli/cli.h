@@ -16,6 +16,8 @@ int vene_cmd_dataset(int argc, char **argv);
 int vene_cmd_generate(int argc, char **argv);
 int vene_cmd_trace(int argc, char **argv); /* sweeps */
 int vene_cmd_patch(int argc, char **argv); /* sweeps */
+int vene_cmd_facts(int argc, char **argv);
+int vene_cmd_train_lm(int argc, char **argv);
 
 /* Print "vene: <msg>" on stderr and return 1. */
 int vene_cli_fail(const char *fmt, ...);

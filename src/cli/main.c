@@ -42,6 +42,8 @@ static const struct {
     {"generate", vene_cmd_generate, "continue a text, streaming tokens; with an experiment's interventions"},
     {"trace", vene_cmd_trace, "ROME's causal tracing: restore each layer x token after noising the subject"},
     {"patch", vene_cmd_patch, "activation patching sweep: components x layers x positions (x heads)"},
+    {"facts", vene_cmd_facts, "the embedded model's synthetic factual language: write its corpus, score a model"},
+    {"train-lm", vene_cmd_train_lm, "train a small GPT-2 language model from scratch on a corpus"},
 };
 
 static void usage(FILE *f) {

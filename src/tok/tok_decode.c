@@ -10,6 +10,7 @@ int vene_detokenize_ex(const vene_tokenizer *t, const int32_t *ids, size_t n_ids
         return vene_errorf(err, VENE_ERR_ARG, "vene_detokenize: NULL argument");
     *text = NULL;
     *len = 0;
+    if (t->wl) return tok_wordlevel_decode(t, ids, n_ids, text, len, err);
     if (flags & ~(unsigned)VENE_TOK_SKIP_SPECIAL)
         return vene_errorf(err, VENE_ERR_ARG, "vene_detokenize: unknown flags 0x%x", flags);
     size_t total = 0;

@@ -180,6 +180,7 @@ int vene_tokenize_ex(const vene_tokenizer *t, const char *text, size_t len, unsi
     *n_ids = 0;
     if (flags & ~(unsigned)(VENE_TOK_ADD_SPECIAL | VENE_TOK_PARSE_SPECIAL))
         return vene_errorf(err, VENE_ERR_ARG, "vene_tokenize: unknown flags 0x%x", flags);
+    if (t->wl) return tok_wordlevel_encode(t, text ? text : "", len, ids, n_ids, err);
     if (len > INT32_MAX)
         return vene_errorf(err, VENE_ERR_RANGE, "vene_tokenize: text of %zu bytes is over the 2 GiB limit", len);
     pipe p = {.t = t, .e = tok_enc_new(t), .err = err};

@@ -35,6 +35,8 @@ typedef struct tok_merge {
     int32_t rank;                /* lower merges first; equal ranks go left to right */
 } tok_merge;
 
+typedef struct tok_wordlevel tok_wordlevel;
+
 typedef struct tok_token {
     const char *piece; /* as in the vocab file, NUL-terminated; NULL for an unused id */
     const char *bytes; /* what the token decodes to (may contain NULs) */
@@ -76,6 +78,7 @@ typedef struct tok_op {
 } tok_op;
 
 struct vene_tokenizer {
+    tok_wordlevel *wl;    /* a WordLevel model (tok_wordlevel.c); NULL otherwise */
     int32_t n_vocab;      /* highest id + 1 */
     tok_token *tok;       /* [n_vocab] */
     tok_strmap vocab;     /* piece -> id */
@@ -193,5 +196,15 @@ int32_t *tok_enc_take(tok_enc *e, size_t *n);
 
 /* NFC of s into a malloc'd buffer; invalid UTF-8 is kept as it is. NULL when out of memory. */
 char *tok_nfc(const char *s, size_t n, size_t *out_len);
+
+/* WordLevel models (tok_wordlevel.c). _is takes tokenizer.json's "model" object; _finish
+ * (its root, once the vocab and added tokens are in t) sets t->wl. */
+int tok_wordlevel_is(const void *model_json);
+int tok_wordlevel_finish(vene_tokenizer *t, const void *root_json, const char *file, vene_error *err);
+int tok_wordlevel_encode(const vene_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t *n_ids,
+                         vene_error *err);
+int tok_wordlevel_decode(const vene_tokenizer *t, const int32_t *ids, size_t n_ids, char **text, size_t *len,
+                         vene_error *err);
+void tok_wordlevel_free(tok_wordlevel *w);
 
 #endif

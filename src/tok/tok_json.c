@@ -219,8 +219,13 @@ static int from_json(vene_tokenizer *t, const cJSON *root, const char *path, con
     if (!cJSON_IsObject(model)) return vene_errorf(err, VENE_ERR_FORMAT, "%s: no \"model\" object", path);
     if (added && !cJSON_IsArray(added))
         return vene_errorf(err, VENE_ERR_FORMAT, "%s: added_tokens is not an array", path);
-    int rc = check_model(model, path, err);
+    int word_level = tok_wordlevel_is(model);
+    int rc = word_level ? VENE_OK : check_model(model, path, err);
     if (!rc) rc = load_vocab(t, get(model, "vocab"), added, path, err);
+    if (!rc && word_level) { /* a vocabulary lookup of Whitespace-split words (tok_wordlevel.c) */
+        snprintf(t->source, sizeof t->source, "tokenizer.json");
+        return tok_wordlevel_finish(t, root, path, err);
+    }
     if (!rc) rc = load_merges(t, get(model, "merges"), path, err);
     if (rc) return rc;
     t->byte_fallback = is_true(model, "byte_fallback");

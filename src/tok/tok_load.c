@@ -317,6 +317,7 @@ int vene_tokenizer_load(const char *path, vene_tokenizer **out, vene_error *err)
 
 void vene_tokenizer_free(vene_tokenizer *t) {
     if (!t) return;
+    tok_wordlevel_free(t->wl);
     for (int i = 0; i < t->n_splits; i++) {
         pcre2_code_free(t->re[i]);
         free(t->patterns[i]);

@@ -401,7 +401,8 @@ static int setup(trainer *t, const vene_train_options *o, vene_error *err) {
     } else {
         if ((rc = vene_run_new(t->m, &t->rs, err)) || (rc = vene_run_set_grad(t->rs, VENE_GRAD_MODEL, err))) return rc;
     }
-    int per_epoch = 0;
+    int per_epoch = 0; /* batches per epoch, counted as the loop forms them: grouped by shape */
+    if ((rc = group_by_sig(&t->train, t->train_idx, t->n_train, err))) return rc;
     for (int at = 0; at < t->n_train;) at += take_batch(&t->train, t->train_idx, t->n_train, at, t->batch), per_epoch++;
     vene_optim_config oc;
     if ((rc = parse_optimizer(t, (per_epoch * t->epochs + t->accum - 1) / t->accum, &oc, err))) return rc;

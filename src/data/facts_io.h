@@ -4,18 +4,12 @@
 
 #include <stddef.h>
 
+#include "core/strbuf.h"
 #include "vene.h"
 
-typedef struct facts_buf {
-    char *p;
-    size_t n, cap;
-    int oom; /* an append failed: facts_buf_save reports it */
-} facts_buf;
+typedef vene_strbuf facts_buf; /* core/strbuf.h */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-void facts_buf_printf(facts_buf *b, const char *fmt, ...);
+#define facts_buf_printf vene_strbuf_printf
 /* Writes the buffer to path through a temporary file and a rename, then frees it. */
 int facts_buf_save(facts_buf *b, const char *path, vene_error *err);
 

@@ -3,11 +3,11 @@
 #include "io/heatmap.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
+#include "core/strbuf.h"
 #include "io/atomic.h"
 #include "io/font5x8.h"
 #include "io/png.h"
@@ -90,102 +90,70 @@ static void make_layout(const vene_heatmap *hm, layout *g) {
 
 /* ---------------------------------------------------------------- SVG */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) VENE_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = (b->cap + (size_t)k + 1) * 2;
-        char *q = realloc(b->p, cap);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-}
 
 /* Text as XML character data (at most MAX_LABEL characters). */
-static void sb_xml(sbuf *b, const char *s, int limit) {
+static void sb_xml(vene_strbuf *b, const char *s, int limit) {
     int chars = 0;
     for (; *s && !b->oom; s++) {
         unsigned char c = (unsigned char)*s;
         if ((c & 0xc0) != 0x80 && limit && chars++ == MAX_LABEL) break;
-        if (c == '<') sb_printf(b, "&lt;");
-        else if (c == '>') sb_printf(b, "&gt;");
-        else if (c == '&') sb_printf(b, "&amp;");
-        else if (c == '"') sb_printf(b, "&quot;");
-        else if (c < 0x20) sb_printf(b, "&#x%x;", 0x2400 + c); /* control pictures */
-        else sb_printf(b, "%c", c);
+        if (c == '<') vene_strbuf_printf(b, "&lt;");
+        else if (c == '>') vene_strbuf_printf(b, "&gt;");
+        else if (c == '&') vene_strbuf_printf(b, "&amp;");
+        else if (c == '"') vene_strbuf_printf(b, "&quot;");
+        else if (c < 0x20) vene_strbuf_printf(b, "&#x%x;", 0x2400 + c); /* control pictures */
+        else vene_strbuf_printf(b, "%c", c);
     }
 }
 
 int vene_heatmap_svg(const vene_heatmap *hm, const char *path, vene_error *err) {
     layout g;
     make_layout(hm, &g);
-    sbuf b = {0};
+    vene_strbuf b = {0};
     char buf[32];
-    sb_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+    vene_strbuf_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
                   "height=\"%d\" viewBox=\"0 0 %d %d\" font-family=\"monospace\" font-size=\"13\">\n"
                   "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", g.width, g.height, g.width, g.height);
     if (hm->title) {
-        sb_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"15\">", PAD, PAD + CHAR_H - 3);
+        vene_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" font-size=\"15\">", PAD, PAD + CHAR_H - 3);
         sb_xml(&b, hm->title, 0);
-        sb_printf(&b, "</text>\n");
+        vene_strbuf_printf(&b, "</text>\n");
     }
     for (int r = 0; r < hm->rows; r++) {
         int y = g.top + r * CELL_H;
-        sb_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" xml:space=\"preserve\">", g.left - PAD / 2,
+        vene_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" xml:space=\"preserve\">", g.left - PAD / 2,
                   y + CELL_H / 2 + 5);
         sb_xml(&b, label(hm->row_labels, r, buf, sizeof buf), 1);
-        sb_printf(&b, "</text>\n");
+        vene_strbuf_printf(&b, "</text>\n");
         for (int c = 0; c < hm->cols; c++) {
             uint8_t rgb[3];
             double v = hm->values[(size_t)r * hm->cols + c];
             vene_heatmap_color(hm, v, rgb);
-            sb_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\"><title>%.6g</title></rect>\n",
+            vene_strbuf_printf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#%02x%02x%02x\"><title>%.6g</title></rect>\n",
                       g.left + c * CELL_W, y, CELL_W, CELL_H, rgb[0], rgb[1], rgb[2], v);
         }
     }
     int ly = g.top + g.grid_h + PAD / 2 + CHAR_H - 3;
     for (int c = 0; c < hm->cols; c++) {
-        sb_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", g.left + c * CELL_W + CELL_W / 2, ly);
+        vene_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", g.left + c * CELL_W + CELL_W / 2, ly);
         sb_xml(&b, label(hm->col_labels, c, buf, sizeof buf), 1);
-        sb_printf(&b, "</text>\n");
+        vene_strbuf_printf(&b, "</text>\n");
     }
     if (hm->col_title) {
-        sb_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", g.left + g.grid_w / 2, ly + PAD / 2 + CHAR_H);
+        vene_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", g.left + g.grid_w / 2, ly + PAD / 2 + CHAR_H);
         sb_xml(&b, hm->col_title, 0);
-        sb_printf(&b, "</text>\n");
+        vene_strbuf_printf(&b, "</text>\n");
     }
     /* colour bar: hi at the top */
-    sb_printf(&b, "<defs><linearGradient id=\"scale\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">");
+    vene_strbuf_printf(&b, "<defs><linearGradient id=\"scale\" x1=\"0\" y1=\"1\" x2=\"0\" y2=\"0\">");
     for (int i = 0; i <= 10; i++) {
         uint8_t m[3];
         vene_heatmap_color(hm, hm->lo + (hm->hi - hm->lo) * i / 10.0, m);
-        sb_printf(&b, "<stop offset=\"%.1f\" stop-color=\"#%02x%02x%02x\"/>", i / 10.0, m[0], m[1], m[2]);
+        vene_strbuf_printf(&b, "<stop offset=\"%.1f\" stop-color=\"#%02x%02x%02x\"/>", i / 10.0, m[0], m[1], m[2]);
     }
-    sb_printf(&b, "</linearGradient></defs>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"url(#scale)\" "
+    vene_strbuf_printf(&b, "</linearGradient></defs>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"url(#scale)\" "
                   "stroke=\"#888\"/>\n", g.bar_x, g.top, BAR_W, g.grid_h);
-    sb_printf(&b, "<text x=\"%d\" y=\"%d\">%s</text>\n<text x=\"%d\" y=\"%d\">%s</text>\n</svg>\n", g.bar_x + BAR_W + 4,
+    vene_strbuf_printf(&b, "<text x=\"%d\" y=\"%d\">%s</text>\n<text x=\"%d\" y=\"%d\">%s</text>\n</svg>\n", g.bar_x + BAR_W + 4,
               g.top + 12, g.hi, g.bar_x + BAR_W + 4, g.top + g.grid_h, g.lo);
     int rc = b.oom ? vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", path) : vene_write_atomic(path, b.p, b.n, err);
     free(b.p);

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/tensor.h"
+#include "io/atomic.h"
 #include "io/safetensors.h"
 #include "vene.h"
 
@@ -127,17 +128,14 @@ int vene_model_init(const char *dir, const char *config_json, uint64_t seed, int
         rc = st_writer_save(c.w, path, err);
     }
     if (!rc) {
-        char *txt = cJSON_Print(cfg), tmp[8400];
+        char *txt = cJSON_Print(cfg);
+        size_t n = txt ? strlen(txt) : 0;
+        char *line = txt ? realloc(txt, n + 2) : NULL; /* the file ends with a newline */
+        if (line) line[n] = '\n', line[n + 1] = '\0';
+        else free(txt);
         snprintf(path, sizeof path, "%s/config.json", dir);
-        snprintf(tmp, sizeof tmp, "%s.tmp", path);
-        FILE *f = txt ? fopen(tmp, "w") : NULL;
-        int ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-        if (f) ok &= fclose(f) == 0;
-        if (!ok || rename(tmp, path) != 0) {
-            remove(tmp);
-            rc = vene_errorf(err, VENE_ERR_IO, "%s: write failed", path);
-        }
-        free(txt);
+        rc = line ? vene_write_atomic(path, line, n + 1, err) : vene_errorf(err, VENE_ERR_MEMORY, "out of memory");
+        free(line);
     }
     if (n_params) *n_params = c.params;
     st_writer_free(c.w);

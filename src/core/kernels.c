@@ -1,68 +1,23 @@
 #include "core/kernels.h"
 
+#include "core/gemm.h"
+
 #include <cblas.h>
 #include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-/* One thread pool: BLAS runs single-threaded (vk_blas_single_thread) and large products
- * are split by output columns over OpenMP's threads, so OpenBLAS's and OpenMP's pools no
- * longer spin against each other (that cost a third of a 32 x 16 GPT-2 forward). Each
- * output element is summed in the same order as one big call. */
-/* One row (a decoding step at batch 1): sgemv streams the weights once, where sgemm would
- * first repack them (3x slower at one row, still 1.6x at two; from three rows on sgemm's
- * reuse wins). Split by output columns like the products below. */
-static void gemv_by_columns(int trans_w, const float *x, const float *W, float *out, int K, int N, float beta) {
-    int T = omp_get_max_threads() > 1 && !omp_in_parallel() && (double)N * K >= 1e6 ? omp_get_max_threads() : 1;
-#pragma omp parallel num_threads(T) if (T > 1)
-    {
-        int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        int chunk = ((N + nt - 1) / nt + 15) & ~15, n0 = t * chunk;
-        int nn = N - n0 < chunk ? N - n0 : chunk;
-        if (nn > 0) {
-            if (trans_w) cblas_sgemv(CblasRowMajor, CblasNoTrans, nn, K, 1.0f, W + (int64_t)n0 * K, K, x, 1, beta, out + n0, 1);
-            else cblas_sgemv(CblasRowMajor, CblasTrans, K, nn, 1.0f, W + n0, N, x, 1, beta, out + n0, 1);
-        }
-    }
-}
-
-static void gemm_by_columns(int trans_w, const float *x, const float *W, float *out, int M, int K, int N, float beta) {
-    int ldw = trans_w ? K : N;
-    enum CBLAS_TRANSPOSE tw = trans_w ? CblasTrans : CblasNoTrans;
-    if (M <= 2) {
-        for (int i = 0; i < M; i++) gemv_by_columns(trans_w, x + (int64_t)i * K, W, out + (int64_t)i * N, K, N, beta);
-        return;
-    }
-    if (omp_get_max_threads() > 1 && !omp_in_parallel() && (double)M * N * K >= 1e6) {
-#pragma omp parallel
-        {
-            int t = omp_get_thread_num(), T = omp_get_num_threads();
-            int chunk = ((N + T - 1) / T + 15) & ~15, n0 = t * chunk;
-            int nn = N - n0 < chunk ? N - n0 : chunk;
-            if (nn > 0)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, tw, M, nn, K, 1.0f, x, K,
-                            trans_w ? W + (int64_t)n0 * K : W + n0, ldw, beta, out + n0, N);
-        }
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, tw, M, N, K, 1.0f, x, K, W, ldw, beta, out, N);
-    }
-}
-
 void vk_blas_single_thread(void) { openblas_set_num_threads(1); }
 
+/* The forward's products are row-stable (core/gemm.h): a row's result never depends on the
+ * rest of the batch, so sweeps can batch cells and still equal the cell-by-cell runs. */
 void vk_linear_in_out(const float *x, const float *W, const float *bias, float *out, int M, int K, int N) {
-    if (bias) {
-        for (int i = 0; i < M; i++) memcpy(out + (int64_t)i * N, bias, sizeof(float) * (size_t)N);
-    }
-    gemm_by_columns(0, x, W, out, M, K, N, bias ? 1.0f : 0.0f);
+    vk_gemm_nn(x, K, W, N, bias, out, N, M, K, N);
 }
 
 void vk_linear_out_in(const float *x, const float *W, const float *bias, float *out, int M, int K, int N) {
-    if (bias) {
-        for (int i = 0; i < M; i++) memcpy(out + (int64_t)i * N, bias, sizeof(float) * (size_t)N);
-    }
-    gemm_by_columns(1, x, W, out, M, K, N, bias ? 1.0f : 0.0f);
+    vk_gemm_nt(x, K, W, K, bias, out, N, M, K, N);
 }
 
 void vk_layernorm(const float *x, const float *gamma, const float *beta, float *out, int rows, int D, float eps) {
@@ -114,7 +69,7 @@ void vk_attn_scores_kv(const float *q, int ldq, const vk_kv *kv, float *probs, i
             const float *qb = q + (int64_t)b * Sq * ldq + (int64_t)h * hd;
             const float *kb = kv->k + (int64_t)b * kv->bstride + (int64_t)(h / group) * hd;
             float *P = probs + ((int64_t)b * n_head + h) * Sq * Sk;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Sq, Sk, hd, 1.0f, qb, ldq, kb, kv->ld, 0.0f, P, Sk);
+            vk_gemm_nt(qb, ldq, kb, kv->ld, NULL, P, Sk, Sq, hd, Sk);
             const uint8_t *m = kv->mask ? kv->mask + (int64_t)b * kv->ldm : NULL;
             for (int i = 0; i < Sq; i++) {
                 float *row = P + (int64_t)i * Sk;
@@ -149,7 +104,7 @@ void vk_attn_values_kv(const float *probs, const vk_kv *kv, float *out, int ldo,
             const float *P = probs + ((int64_t)b * n_head + h) * Sq * Sk;
             const float *vb = kv->v + (int64_t)b * kv->bstride + (int64_t)(h / group) * hd;
             float *ob = out + (int64_t)b * Sq * ldo + (int64_t)h * hd;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Sq, hd, Sk, 1.0f, P, Sk, vb, kv->ld, 0.0f, ob, ldo);
+            vk_gemm_nn(P, Sk, vb, kv->ld, NULL, ob, ldo, Sq, Sk, hd);
         }
     }
 }

@@ -1,5 +1,6 @@
-/* Forward kernels for transformer models. Matrix products go through BLAS; the
- * element-wise kernels are OpenMP loops over rows. Every kernel reads and writes
+/* Forward kernels for transformer models. Matrix products are the row-stable products of
+ * core/gemm.h (a row's result never depends on the rest of the batch); the element-wise
+ * kernels are OpenMP loops over rows. Every kernel reads and writes
  * caller-provided buffers and allocates nothing, so a matching backward kernel can be
  * written against the same buffers (see docs/architecture.md). */
 #ifndef VENE_CORE_KERNELS_H
@@ -7,8 +8,9 @@
 
 #include <stdint.h>
 
-/* Make BLAS single-threaded: vene parallelises products itself over OpenMP's threads, so the
- * thread count follows OMP_NUM_THREADS / omp_set_num_threads. Called by vene_run_new. */
+/* Make BLAS single-threaded: vene parallelises products itself over OpenMP's threads (the
+ * backward's BLAS products too), so the thread count follows OMP_NUM_THREADS /
+ * omp_set_num_threads. Called by vene_run_new. */
 void vk_blas_single_thread(void);
 
 /* out[M x N] = x[M x K] * W[K x N] (+ bias[N]); W row-major [in, out] (GPT-2 Conv1D). */

@@ -92,6 +92,17 @@ else
     echo "NOTE: strace not found: streaming not checked"
 fi
 
+# streamed text is the decoded sequence, not tokens decoded one by one: the embedded model's
+# WordLevel tokenizer joins words with spaces ("Spain is in Europe", not "Spain is inEurope")
+facts=../models/facts-gpt2 # the script runs from tests/
+if [ -d "$facts" ]; then
+    streamed=$("$vene" generate "$facts" "Spain is in" --max-new-tokens 3 2>/dev/null)
+    case "$streamed" in
+    "Spain is in "[a-zA-Z]*" "[a-zA-Z]*" "[a-zA-Z]*) pass "streamed WordLevel text keeps its spaces: $streamed" ;;
+    *) fail "streamed WordLevel text keeps its spaces: got '$streamed'" ;;
+    esac
+fi
+
 # timing goes to stderr only
 "$vene" generate $gpt2 "$prompt" --max-new-tokens 3 >"$tmp/o" 2>"$tmp/e"
 if grep -q "tokens/s" "$tmp/e" && ! grep -q "tokens/s" "$tmp/o"; then pass "timing on stderr"; else fail "timing on stderr"; fi

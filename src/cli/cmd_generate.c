@@ -41,7 +41,29 @@ typedef struct printer {
     int n_tokens;
     int32_t *ids[2]; /* --compare: row 0's continuations, original and intervened */
     int n[2], cap;
+    /* Text is decoded as prompt + continuation and printed past the prompt's own text: a
+     * token decoded alone loses what joins it to its neighbours (WordLevel's spaces, a
+     * SentencePiece word start). */
+    int32_t *seq;     /* the prompt's ids, then the streamed continuation */
+    size_t n_prompt, n_seq, prompt_len, printed;
 } printer;
+
+/* decode(prompt + ids) past the prompt's text (malloc'd, or NULL); *len its bytes. */
+static char *continuation_text(const printer *pr, const int32_t *ids, size_t n, size_t *len) {
+    memcpy(pr->seq + pr->n_prompt, ids, sizeof(int32_t) * n);
+    char *text = NULL;
+    size_t all = 0;
+    *len = 0;
+    if (vene_detokenize(pr->tok, pr->seq, pr->n_prompt + n, &text, &all, NULL) != VENE_OK) return NULL;
+    char *out = malloc(all + 1);
+    if (out) {
+        *len = all > pr->prompt_len ? all - pr->prompt_len : 0;
+        memcpy(out, text + (all - *len), *len);
+        out[*len] = '\0';
+    }
+    vene_free(text);
+    return out;
+}
 
 /* A token's text, quoted, with control bytes and quotes escaped. */
 static void quoted(const vene_tokenizer *tok, int32_t id, char *buf, size_t n) {
@@ -72,10 +94,12 @@ static int on_token(void *user, const vene_token_event *ev, vene_error *err) {
     pr->n_tokens++;
     if (pr->compare && ev->row == 0 && pr->n[ev->which] < pr->cap) pr->ids[ev->which][pr->n[ev->which]++] = ev->token;
     if (!pr->compare) {
-        char *text = NULL;
+        if (ev->row != 0 || pr->n_seq >= pr->n_prompt + (size_t)pr->cap) return VENE_OK;
+        pr->seq[pr->n_seq++] = ev->token;
         size_t len = 0;
-        if (vene_detokenize(pr->tok, &ev->token, 1, &text, &len, NULL) == VENE_OK) fwrite(text, 1, len, stdout);
-        vene_free(text);
+        char *text = continuation_text(pr, pr->seq + pr->n_prompt, pr->n_seq - pr->n_prompt, &len);
+        if (text && len > pr->printed) fwrite(text + pr->printed, 1, len - pr->printed, stdout), pr->printed = len;
+        free(text);
     } else if (ev->which == 0) {
         if (pr->have_orig) flush_pending(pr, ""); /* the intervened row had finished */
         quoted(pr->tok, ev->token, pr->orig, sizeof pr->orig);
@@ -132,11 +156,10 @@ static int number_option(int argc, char **argv, int *i, vene_gen_params *p, int 
 
 static void print_texts(const printer *pr, const char *prompt) {
     for (int w = 0; w < 2; w++) {
-        char *text = NULL;
         size_t len = 0;
-        vene_detokenize(pr->tok, pr->ids[w], (size_t)pr->n[w], &text, &len, NULL);
+        char *text = continuation_text(pr, pr->ids[w], (size_t)pr->n[w], &len);
         printf("%-12s%s%s\n", w ? "intervened:" : "original:", prompt, text ? text : "");
-        vene_free(text);
+        free(text);
     }
 }
 
@@ -176,6 +199,23 @@ int vene_cmd_generate(int argc, char **argv) {
         free(pr.ids[0]);
         free(pr.ids[1]);
         return vene_cli_fail("%s", err.msg);
+    }
+    int32_t *pids = NULL;
+    size_t np = 0;
+    char *ptext = NULL;
+    if (vene_tokenize(pr.tok, prompt, strlen(prompt), &pids, &np, &err) == VENE_OK &&
+        (pr.seq = malloc(sizeof(int32_t) * (np + (size_t)pr.cap))) != NULL) {
+        memcpy(pr.seq, pids, sizeof(int32_t) * np);
+        pr.n_prompt = pr.n_seq = np;
+        if (vene_detokenize(pr.tok, pids, np, &ptext, &pr.prompt_len, &err) != VENE_OK) pr.prompt_len = 0;
+    }
+    vene_free(pids);
+    vene_free(ptext);
+    if (!pr.seq) {
+        vene_tokenizer_free(pr.tok);
+        free(pr.ids[0]);
+        free(pr.ids[1]);
+        return vene_cli_fail("%s", err.msg[0] ? err.msg : "out of memory");
     }
     p.on_token = on_token;
     p.user = &pr;
@@ -220,6 +260,7 @@ int vene_cmd_generate(int argc, char **argv) {
     vene_tokenizer_free(pr.tok);
     free(pr.ids[0]);
     free(pr.ids[1]);
+    free(pr.seq);
     if (rc) return vene_cli_fail("%s", err.msg);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
     fprintf(stderr, "%d tokens in %.2f s (%.1f tokens/s, model loading included)\n", pr.n_tokens, s, pr.n_tokens / s);

@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "engine/engine.h"
 #include "engine/iv_internal.h"
+#include "io/atomic.h"
 #include "io/json_keys.h"
 #include "io/safetensors.h"
 
@@ -68,33 +69,6 @@ static int mkdir_p(const char *dir, vene_error *err) {
     if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
         return vene_errorf(err, VENE_ERR_IO, "%s: not a directory", buf);
     return VENE_OK;
-}
-
-/* Write text to path through a temporary file in the same directory and a rename. */
-static int write_atomic(const char *path, const char *text, vene_error *err) {
-    size_t tl = strlen(path) + 16;
-    char *tmp = malloc(tl);
-    if (!tmp) return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", path);
-    snprintf(tmp, tl, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int rc = vene_errorf(err, VENE_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
-        free(tmp);
-        return rc;
-    }
-    FILE *f = fdopen(fd, "w");
-    int ok = f != NULL;
-    if (!f) close(fd);
-    if (ok) ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0) ok = 0;
-    int rc = VENE_OK;
-    if (!ok) rc = vene_errorf(err, VENE_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-    else if (rename(tmp, path) != 0)
-        rc = vene_errorf(err, VENE_ERR_IO, "%s: cannot rename temporary file into place: %s", path, strerror(errno));
-    if (rc) unlink(tmp);
-    chmod(path, 0644);
-    free(tmp);
-    return rc;
 }
 
 static char *read_text(const char *path, vene_error *err) {
@@ -321,8 +295,15 @@ int vene_intervenable_save(const vene_intervenable *iv, const char *dir, vene_er
     cJSON_Delete(c);
     snprintf(path, sizeof path, "%s/config.json", dir);
     if (!text) return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", path);
-    rc = write_atomic(path, text, err);
-    free(text);
+    size_t n = strlen(text);
+    char *line = realloc(text, n + 2); /* config.json ends with a newline */
+    if (!line) {
+        free(text);
+        return vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", path);
+    }
+    line[n] = '\n', line[n + 1] = '\0';
+    rc = vene_write_atomic(path, line, n + 1, err);
+    free(line);
     return rc;
 }
 

@@ -10,7 +10,8 @@
  * every position, so gradient enters rows the restriction drops too. Cases: the last
  * position, a middle one, different positions per example, two interventions at
  * different layers and positions, a head intervention on "h.pos", logits at the last
- * position only.
+ * position only, a left-padded example (which must keep all its rows: a padding query
+ * attends to later positions, as in Hugging Face).
  *
  * Run states: with declared rows and a row-honouring hook the captured site gradient
  * equals the full one on the kept rows and is zero elsewhere; a public backward hook, an
@@ -68,6 +69,7 @@ typedef struct ivcase {
     int want_rows;         /* rows the restricted backward must run on */
     double tol_original;   /* tolerance for "<i>.rotate_layer.parametrizations.weight.original" (0: TOL) */
     int logit_last;        /* logits at the last position only (vene_call.logit_positions) */
+    int pad;               /* example 0 starts with this many padding positions (attention mask 0) */
 } ivcase;
 
 /* Forward + backward in `mode`; *rows: rows the backward ran on. Returns the intervenable. */
@@ -77,7 +79,10 @@ static vene_intervenable *train_once(const ivcase *c, int mode, const int32_t *b
     vene_intervenable *iv = NULL;
     int rc = vene_intervenable_new(model, c->config, &iv, &err);
     if (!rc) rc = vene_intervenable_set_grad(iv, mode, &err);
-    vene_batch base = {c->B, c->S, base_ids, NULL, NULL, NULL}, src = {c->B, c->S, src_ids, NULL, NULL, NULL};
+    uint8_t mask[64];
+    for (int i = 0; i < c->B * c->S && i < 64; i++) mask[i] = i >= c->pad;
+    const uint8_t *am = c->pad ? mask : NULL;
+    vene_batch base = {c->B, c->S, base_ids, NULL, am, NULL}, src = {c->B, c->S, src_ids, NULL, am, NULL};
     const vene_batch *srcs[1] = {&src};
     static const int last[4] = {-1, -1, -1, -1};
     vene_call call = {&base, srcs, 1, c->locations, NULL, NULL, 0, c->logit_last ? last : NULL};
@@ -132,19 +137,22 @@ static void check_ivcase(const ivcase *c) {
 #define W(i) #i ".rotate_layer.weight"
 
 static const ivcase iv_cases[] = {
-    {"last position", "[" LOWRANK(2, "block_output") "]", "{\"sources->base\": 5}", 2, 6, {W(0), ORIGINAL(0)}, 2, 0, 0},
-    {"middle position", "[" LOWRANK(1, "block_output") "]", "{\"sources->base\": 2}", 2, 6, {W(0), ORIGINAL(0)}, 8, 0, 0},
+    {"last position", "[" LOWRANK(2, "block_output") "]", "{\"sources->base\": 5}", 2, 6, {W(0), ORIGINAL(0)}, 2, 0, 0, 0},
+    {"middle position", "[" LOWRANK(1, "block_output") "]", "{\"sources->base\": 2}", 2, 6, {W(0), ORIGINAL(0)}, 8, 0, 0, 0},
     {"positions per example", "[" LOWRANK(2, "mlp_output") "]",
-     "{\"sources->base\": [[[[1], [4], [3]]], [[[1], [4], [3]]]]}", 3, 6, {W(0), ORIGINAL(0)}, 5 + 2 + 3, 0, 0},
+     "{\"sources->base\": [[[[1], [4], [3]]], [[[1], [4], [3]]]]}", 3, 6, {W(0), ORIGINAL(0)}, 5 + 2 + 3, 0, 0, 0},
     {"two interventions", "[" LOWRANK(1, "block_output") ", {\"layer\":3,\"component\":\"attention_output\","
      "\"unit\":\"pos\",\"max_number_of_units\":1,\"intervention_type\":\"BoundlessRotatedSpaceIntervention\"}]",
      "{\"sources->base\": [[[[4], [5]], [[2], [3]]], [[[4], [5]], [[2], [3]]]]}", 2, 7,
-     {W(0), ORIGINAL(0), W(1), ORIGINAL(1), "1.intervention_boundaries"}, (7 - 2) + (7 - 3), 2e-5, 0},
+     {W(0), ORIGINAL(0), W(1), ORIGINAL(1), "1.intervention_boundaries"}, (7 - 2) + (7 - 3), 2e-5, 0, 0},
     {"head query h.pos", "[{\"layer\":2,\"component\":\"head_query_output\",\"unit\":\"h.pos\","
      "\"max_number_of_units\":1,\"low_rank_dimension\":2,\"intervention_type\":\"LowRankRotatedSpaceIntervention\"}]",
-     "{\"sources->base\": [[[[[1]], [[3]]]], [[[[1]], [[3]]]]]}", 2, 6, {W(0), ORIGINAL(0)}, 6, 0, 0},
+     "{\"sources->base\": [[[[[1]], [[3]]]], [[[[1]], [[3]]]]]}", 2, 6, {W(0), ORIGINAL(0)}, 6, 0, 0, 0},
     {"logits at the last position", "[" LOWRANK(3, "block_input") "]", "{\"sources->base\": [[[[2], [5], [0], [4]]], "
-     "[[[2], [5], [0], [4]]]]}", 4, 6, {W(0), ORIGINAL(0)}, 4 + 1 + 6 + 2, 0, 1},
+     "[[[2], [5], [0], [4]]]]}", 4, 6, {W(0), ORIGINAL(0)}, 4 + 1 + 6 + 2, 0, 1, 0},
+    /* example 0's padding queries attend to later positions: it keeps every row */
+    {"left padding", "[" LOWRANK(2, "block_output") "]", "{\"sources->base\": [[[[3], [4]]], [[[3], [4]]]]}", 2, 6,
+     {W(0), ORIGINAL(0)}, 6 + 2, 0, 0, 2},
 };
 
 /* ------------------------------------------------------------------ run states */

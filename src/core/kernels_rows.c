@@ -3,6 +3,17 @@
 #include <cblas.h>
 #include <string.h>
 
+int vk_rows_unpadded(int B, int S, const int *first, const uint8_t *mask, int *out) {
+    int any = 0;
+    for (int b = 0; b < B; b++) {
+        out[b] = first[b];
+        for (int s = 0; mask && s < first[b]; s++)
+            if (!mask[(int64_t)b * S + s]) out[b] = 0;
+        any |= out[b] > 0;
+    }
+    return any;
+}
+
 int vk_rows_init(vk_rows *r, int B, int S, const int *first, int *start) {
     r->B = B, r->S = S, r->first = first, r->start = start;
     start[0] = 0;

@@ -23,6 +23,12 @@ typedef struct vk_rows {
     int *start;        /* B + 1: compact row of example b's first kept row; start[B] = rows kept */
 } vk_rows;
 
+/* Padding breaks the premise: a query whose every visible key is padding gets (as in
+ * Hugging Face) a uniform softmax over the masked entries, future positions included, so
+ * it depends on later positions. out[b] = first[b], or 0 (keep every row) for an example
+ * with padding (mask 0) before first[b]; mask B x S or NULL. Returns whether any example
+ * still drops rows. */
+int vk_rows_unpadded(int B, int S, const int *first, const uint8_t *mask, int *out);
 /* Fill r (start: caller's B + 1 ints) and return the number of rows kept. */
 int vk_rows_init(vk_rows *r, int B, int S, const int *first, int *start);
 /* Full row index (b * S + s) of example b's first kept row. */

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/kernels_grad.h"
+#include "core/kernels_rows.h"
 #include "models/gpt2_internal.h"
 
 #define G(w) vene_run_grad_of(rs, (w))
@@ -94,6 +95,12 @@ int gpt2_backward(vene_run *rs, vene_error *err) {
      * attention weights, whose gradient the restricted kernel never forms whole */
     const int *first = vene_run_grad_rows(rs);
     if (rs->site_bhooked[S_ADROP_IN] || rs->site_bhooked[S_ADROP_OUT]) first = NULL;
+    if (first) {
+        float *kept;
+        VENE_GALLOC(kept, (size_t)B);
+        if (!vk_rows_unpadded(B, S, first, sv->mask, (int *)(void *)kept)) first = NULL;
+        else first = (const int *)(void *)kept;
+    }
     vene_run_restrict_rows(rs, first);
     float *dhid;
     VENE_GALLOC(dhid, TD);

@@ -171,8 +171,11 @@ int vene_run_fire_back(vene_run *rs, int site, int layer, vene_tensor *g, vene_e
  *  - the grad mode is VENE_GRAD_ACTIVATIONS (no weight gradients: those need every row),
  *  - every backward hook was registered with vene_run_add_backward_hook_rows (a public
  *    vene_run_add_backward_hook may read any row, so it turns the restriction off).
- * Otherwise the full backward runs. Restricted, hooks still get full-shape tensors:
- * rows < first[b] are zero and what a hook writes there is dropped. */
+ * Otherwise the full backward runs. The architecture must have causal attention, keeps
+ * every row of an example with padding before first[b] (vk_rows_unpadded) and may decline
+ * for its own reasons (GPT-2: a hook on the attention weights). Restricted, hooks still
+ * get full-shape tensors: rows < first[b] are zero and what a hook writes there is
+ * dropped. */
 /* Declare the wanted rows: first[b] for each example of the last forward (borrowed until
  * the next call; NULL = all rows). */
 void vene_run_set_grad_rows(vene_run *rs, const int *first);

@@ -13,12 +13,17 @@
  * position only, a left-padded example (which must keep all its rows: a padding query
  * attends to later positions, as in Hugging Face).
  *
+ * The kernel (vk_attn_rows_backward) against the full attention kernels, with grouped
+ * keys and values and a window, which GPT-2 does not reach.
+ *
  * Run states: with declared rows and a row-honouring hook the captured site gradient
  * equals the full one on the kept rows and is zero elsewhere; a public backward hook, an
  * attention-weight hook or VENE_GRAD_MODEL turn the restriction off (full gradients, rows
  * < first nonzero and identical to an undeclared run's). */
 #include <stdint.h>
 
+#include "core/kernels_grad.h"
+#include "core/kernels_rows.h"
 #include "engine/engine.h"
 #include "models/model.h"
 #include "test.h"
@@ -248,7 +253,54 @@ static void check_run_states(void) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]->g);
 }
 
+/* ------------------------------------------------------------------ the attention kernel */
+
+/* vk_attn_rows_backward against the full kernels fed the same upstream gradient on the
+ * kept rows and zero elsewhere: dq and dv / dk of kept rows must agree (GQA, window). */
+static void check_attn_kernel(int H, int KV, int window) {
+    enum { B = 2, S = 7, HD = 4 };
+    static const int first[B] = {3, 0};
+    int start[B + 1];
+    vk_rows r;
+    const int n = vk_rows_init(&r, B, S, first, start), ldq = (H + 2 * KV) * HD, ldo = H * HD;
+    float *qkv = malloc(sizeof(float) * B * S * ldq), *P = calloc((size_t)B * H * S * S, sizeof(float));
+    float *dout = calloc((size_t)B * S * ldo, sizeof(float)), *dout_c = malloc(sizeof(float) * (size_t)n * ldo);
+    float *dpf = calloc((size_t)B * H * S * S, sizeof(float)), *dpc = malloc(sizeof(float) * (size_t)H * n * S);
+    float *df = calloc((size_t)B * S * ldq, sizeof(float)), *dc = calloc((size_t)n * ldq, sizeof(float));
+    float *dfc = malloc(sizeof(float) * (size_t)n * ldq);
+    rng = 1234 + (uint64_t)H * 31 + (uint64_t)window;
+    for (int i = 0; i < B * S * ldq; i++) qkv[i] = frand();
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < S; i++) { /* a softmax over the visible keys */
+                float *row = P + (((size_t)b * H + h) * S + i) * S, sum = 0;
+                for (int j = 0; j <= i; j++)
+                    if (window <= 0 || i - j < window) sum += row[j] = expf(frand());
+                for (int j = 0; j <= i; j++) row[j] /= sum;
+            }
+    for (int b = 0; b < B; b++)
+        for (int i = first[b]; i < S; i++)
+            for (int d = 0; d < ldo; d++) dout[((size_t)b * S + i) * ldo + d] = frand();
+    vk_rows_gather(&r, dout, ldo, ldo, dout_c);
+    const float *q = qkv, *k = qkv + H * HD, *v = qkv + (H + KV) * HD;
+    vk_attn_values_backward(dout, ldo, P, v, ldq, dpf, df + (H + KV) * HD, ldq, B, S, H, KV, HD);
+    vk_attn_scores_backward(dpf, P, q, ldq, k, ldq, df, ldq, df + H * HD, ldq, B, S, H, KV, HD, 2.0f, window);
+    vk_attn_rows_backward(&r, dout_c, ldo, P, P, q, ldq, k, ldq, v, ldq, dpc, dc, ldq, dc + H * HD, ldq,
+                          dc + (H + KV) * HD, ldq, H, KV, HD, 2.0f, window);
+    vk_rows_gather(&r, df, ldq, ldq, dfc);
+    double e = rel_diff(dc, dfc, (int64_t)n * ldq);
+    worst_rel = e > worst_rel ? e : worst_rel;
+    CHECK_MSG(e <= TOL && max_abs(dfc, (int64_t)n * ldq) > 0.1,
+              "attention kernel (%d heads, %d kv, window %d): dq, dk, dv of the kept rows differ by %.3g", H, KV,
+              window, e);
+    free(qkv), free(P), free(dout), free(dout_c), free(dpf), free(dpc), free(df), free(dc), free(dfc);
+}
+
 int main(void) {
+    check_attn_kernel(4, 4, 0);
+    check_attn_kernel(4, 2, 0);
+    check_attn_kernel(4, 1, 3);
+
     vene_error err = {0};
     if (vene_model_load(MODEL_DIR, NULL, &model, &err) != VENE_OK) {
         fprintf(stderr, "%s\n", err.msg);

@@ -7,12 +7,14 @@
  * rate, so the step can be read as "forwards" and as a fraction of the compute bound
  * (FLOPs of the step's matrix products / the sgemm rate).
  *
- * Usage: bench_das_step [--quick] [--all-logits]   (--all-logits: the LM head at every position) */
+ * Usage: bench_das_step [--quick] [--all-logits]   (--all-logits: the LM head at every position)
+ *        bench_das_step --loop THREADS N            (N steps and nothing else: for profilers) */
 #include "common.h"
 
 #define B 8
 #define SEQ 16
 #define LAYER 6
+#define POS 15 /* the intervention's position */
 
 static const char *const CONFIG =
     "{\"representations\":[{\"layer\":6,\"component\":\"block_output\",\"unit\":\"pos\","
@@ -74,7 +76,9 @@ int main(int argc, char **argv) {
     if (vene_intervenable_set_grad(c.iv, VENE_GRAD_ACTIVATIONS, &err)) bench_die("set_grad", &err);
     const vene_batch *srcs[1] = {&c.source};
     static const int last[B] = {-1, -1, -1, -1, -1, -1, -1, -1};
-    c.call = (vene_call){&c.base, srcs, 1, "{\"sources->base\": 15}", NULL, NULL, 0, NULL};
+    char where[64];
+    snprintf(where, sizeof where, "{\"sources->base\": %d}", POS);
+    c.call = (vene_call){&c.base, srcs, 1, where, NULL, NULL, 0, NULL};
     if (!(argc > 1 && strcmp(argv[argc - 1], "--all-logits") == 0)) c.call.logit_positions = last;
     /* parameters are created by the first call; the optimizer needs them */
     if (vene_intervenable_forward(c.iv, &c.call, &err)) bench_die("first call", &err);
@@ -82,16 +86,24 @@ int main(int argc, char **argv) {
     vene_optim_config_default(&oc);
     if (vene_optimizer_new(c.iv, NULL, &oc, &c.opt, &err)) bench_die("optimizer", &err);
 
+    if (argc == 4 && strcmp(argv[1], "--loop") == 0) {
+        bench_set_threads(atoi(argv[2]));
+        for (int i = atoi(argv[3]); i > 0; i--)
+            if (run_step(&c)) return 1;
+        printf("loss %.4f\n", c.loss);
+        return 0;
+    }
     printf("vene DAS step benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs\n", dir, ncpu);
     printf("  rank-1 LowRankRotatedSpace at block_output layer %d, batch %d x %d, CE at the last position,\n"
-           "  forward (source stops after h[%d]) + backward (stops at the intervention) + Adam\n",
-           LAYER, B, SEQ, LAYER);
+           "  forward (source stops after h[%d]) + backward (stops at the intervention, rows >= position %d) + Adam\n",
+           LAYER, B, SEQ, LAYER, POS);
     bench_note_load("at start", 1);
     /* FLOPs of the matrix products: base 12 layers + LM head, source 7 layers, backward
-     * through layers 7..11 (activation gradients only: as many FLOPs as their forward) */
+     * through layers 7..11 (activation gradients only: as many FLOPs as their forward) on
+     * the rows at positions >= the intervention's (the row-restricted backward) */
     double per_layer = 2.0 * B * SEQ * (12.0 * info.d_model * info.d_model);
     double head = 2.0 * B * SEQ * (double)info.d_model * info.vocab_size;
-    double flops = per_layer * (12 + 7 + 5) + (c.call.logit_positions ? head / SEQ : head);
+    double flops = per_layer * (12 + 7 + 5.0 * (SEQ - POS) / SEQ) + (c.call.logit_positions ? head / SEQ : head);
     double step_ms[3] = {0}, fwd_ms[3] = {0}, peak[3] = {0};
     float loss0 = 0, loss1 = 0;
     for (int t = tmax; t >= 1; t--) {

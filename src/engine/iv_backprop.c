@@ -132,6 +132,39 @@ static int getter_back(void *user, const vene_hook_call *where, vene_tensor *t, 
     return rc;
 }
 
+/* The rows the setters' backward hooks read: per example, the lowest position any of them
+ * writes (models/model.h's row restriction). NULL (the full backward) when a setter reads
+ * whole sequences (a head or attention-weight unit without positions) or with model
+ * gradients, which need every row. Caller frees. */
+static int *first_rows(const vene_intervenable *iv) {
+    const vene_run *rs = iv->rs;
+    const int B = rs->B, S = rs->S;
+    if (iv->grad_mode != VENE_GRAD_ACTIVATIONS || B <= 0 || S <= 0) return NULL;
+    int *first = malloc(sizeof(int) * (size_t)B);
+    if (!first) return NULL; /* the full backward needs nothing more */
+    for (int b = 0; b < B; b++) first[b] = S - 1;
+    for (int i = 0; i < iv->n; i++) {
+        const vene_slot *s = &iv->slots[i];
+        if (!s->bw_saved) continue;
+        const vene_where *w = &s->where;
+        const vene_loc *l = &s->base_loc;
+        int64_t shape[VENE_MAX_DIMS];
+        int pos_level = !w->n_heads && w->unit == VENE_UNIT_POS ? 1 : w->n_heads && w->unit == VENE_UNIT_HPOS ? 2 : 0;
+        if (!pos_level || !l->present || l->rows != B || iv->m->arch->site_shape(iv->m, w->site, B, S, shape) != 3) {
+            free(first);
+            return NULL;
+        }
+        int k = pos_level == 1 ? l->k1 : l->k2;
+        const int *idx = pos_level == 1 ? l->idx1 : l->idx2;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < k; j++) {
+                int p = idx[b * k + j];
+                if (p >= 0 && p < first[b]) first[b] = p;
+            }
+    }
+    return first;
+}
+
 int vene_intervenable_backward(vene_intervenable *iv, const vene_tensor *d_logits, const vene_tensor *d_hidden,
                                vene_error *err) {
     if (!iv) return vene_errorf(err, VENE_ERR_ARG, "vene_intervenable_backward: NULL intervenable");
@@ -147,12 +180,17 @@ int vene_intervenable_backward(vene_intervenable *iv, const vene_tensor *d_logit
             if (s->group != g || !s->bw_saved) continue;
             if (s->cb) return vene_errorf(err, VENE_ERR_UNSUPPORTED, "representations[%d] (%s): a callback intervention has no backward",
                                           i, s->key);
-            rc = vene_run_add_backward_hook(iv->rs, s->where.site, s->where.layer, setter_back, s, err);
+            /* setter_back reads and writes only the rows at its base locations */
+            rc = vene_run_add_backward_hook_rows(iv->rs, s->where.site, s->where.layer, setter_back, s, err);
             if (!rc) iv->bw_pending++;
         }
     if (rc) return rc;
     if (iv->bw_pending == 0 && iv->grad_mode != VENE_GRAD_MODEL) return VENE_OK; /* nothing trainable was on the path */
+    int *first = first_rows(iv);
+    vene_run_set_grad_rows(iv->rs, first);
     rc = vene_backward(iv->rs, d_logits, d_hidden, err);
+    vene_run_set_grad_rows(iv->rs, NULL);
+    free(first);
     vene_run_clear_backward_hooks(iv->rs);
     if (rc || iv->grad_mode != VENE_GRAD_MODEL || !iv->src_rs) return rc;
     for (int g = 0; g < iv->G && !rc; g++) {

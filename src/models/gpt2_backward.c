@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/kernels_grad.h"
+#include "core/kernels_rows.h"
 #include "models/gpt2_internal.h"
 
 #define G(w) vene_run_grad_of(rs, (w))
@@ -90,6 +91,28 @@ int gpt2_backward(vene_run *rs, vene_error *err) {
     const gpt2_saved *sv = rs->saved;
     const int B = rs->B, S = rs->S, T = B * S, D = m->d_model, F = m->d_ff, H = m->n_head;
     const size_t TD = (size_t)T * D;
+    /* only the rows the gradient's consumers read (model.h's rule), unless a hook wants
+     * attention weights, whose gradient the restricted kernel never forms whole */
+    const int *first = vene_run_grad_rows(rs);
+    if (rs->site_bhooked[S_ADROP_IN] || rs->site_bhooked[S_ADROP_OUT]) first = NULL;
+    if (first) {
+        float *kept;
+        VENE_GALLOC(kept, (size_t)B);
+        if (!vk_rows_unpadded(B, S, first, sv->mask, (int *)(void *)kept)) first = NULL;
+        else first = (const int *)(void *)kept;
+    }
+    vene_run_restrict_rows(rs, first);
+    float *dhid;
+    VENE_GALLOC(dhid, TD);
+    int rc;
+    if (m->has_lm_head) {
+        if ((rc = vene_run_lm_head_backward(rs, w->wte, S_HEAD_IN, S_HEAD_OUT, dhid, err))) return rc;
+    } else if (rs->d_hidden) {
+        vk_acc(rs->d_hidden, dhid, (int64_t)TD);
+    }
+    vene_tensor th = vene_tensor_3d(dhid, B, S, D);
+    VENE_FIRE_BACK(rs, S_LNF_OUT, -1, &th, err);
+    if (first) return gpt2_backward_rows(rs, first, dhid, err);
     gpt2_grads g;
     VENE_GALLOC(g.dx, TD);
     VENE_GALLOC(g.dmout, TD);
@@ -102,16 +125,7 @@ int gpt2_backward(vene_run *rs, vene_error *err) {
     VENE_GALLOC(g.dprobs, (size_t)B * H * S * S);
     VENE_GALLOC(g.dqkv, 3 * TD);
     VENE_GALLOC(g.da, TD);
-    float *dhid;
-    VENE_GALLOC(dhid, TD);
-    int rc;
-    if (m->has_lm_head) {
-        if ((rc = vene_run_lm_head_backward(rs, w->wte, S_HEAD_IN, S_HEAD_OUT, dhid, err))) return rc;
-    } else if (rs->d_hidden) {
-        vk_acc(rs->d_hidden, dhid, (int64_t)TD);
-    }
-    vene_tensor th = vene_tensor_3d(dhid, B, S, D), tdx = vene_tensor_3d(g.dx, B, S, D);
-    VENE_FIRE_BACK(rs, S_LNF_OUT, -1, &th, err);
+    vene_tensor tdx = vene_tensor_3d(g.dx, B, S, D);
     vk_layernorm_backward(dhid, sv->x_final, w->lnf_g, g.dx, G(w->lnf_g), G(w->lnf_b), T, D, m->norm_eps);
     VENE_FIRE_BACK(rs, S_LNF_IN, -1, &tdx, err);
     for (int l = m->n_layer - 1; l >= 0; l--)

@@ -41,5 +41,8 @@ typedef struct gpt2_saved {
 
 size_t gpt2_grad_bytes(const vene_model *m, int B, int S);
 int gpt2_backward(vene_run *rs, vene_error *err);
+/* gpt2_backward below ln_f's output on the rows s >= first[b] (gpt2_backward_rows.c);
+ * dhid: d(ln_f output), B x S x D. */
+int gpt2_backward_rows(vene_run *rs, const int *first, const float *dhid, vene_error *err);
 
 #endif

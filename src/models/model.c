@@ -365,7 +365,7 @@ int vene_run_add_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *
         rs->hooks = h;
         rs->cap_hooks = cap;
     }
-    rs->hooks[rs->n_hooks++] = (vene_hook){site, layer, fn, user};
+    rs->hooks[rs->n_hooks++] = (vene_hook){site, layer, fn, user, 0};
     rs->site_hooked[site] = 1;
     return VENE_OK;
 }

@@ -118,6 +118,8 @@ typedef struct vene_hook {
     int site, layer;
     vene_hook_fn fn;
     void *user;
+    int rows_only;  /* backward hook that reads and writes only the rows the run declared
+                     * (vene_run_add_backward_hook_rows) */
 } vene_hook;
 
 struct vene_run {
@@ -136,6 +138,9 @@ struct vene_run {
     int n_bhooks, cap_bhooks;
     uint8_t *site_bhooked;
     int *bcall_count;
+    const int *grad_first;     /* vene_run_set_grad_rows (borrowed), NULL = every row wanted */
+    const int *grad_rows_on;   /* inside a backward: the rows it restricts itself to, NULL = all */
+    int grad_rows_last;        /* rows the last backward ran its layers on (B * S when full) */
     int B, S;                  /* shape of the last forward */
     /* hooks: a flat list in registration order, and per-site flags for the fast check */
     vene_hook *hooks;
@@ -157,6 +162,42 @@ int vene_run_fire_back(vene_run *rs, int site, int layer, vene_tensor *g, vene_e
             int fire_rc_ = vene_run_fire_back((rs), (site), (layer), (tensor), (err)); \
             if (fire_rc_ != VENE_OK) return fire_rc_;                                  \
         }                                                                              \
+    } while (0)
+/* ---- row-restricted backward (core/kernels_rows.h explains why it is exact)
+ *
+ * The rule: a backward runs its layers on the rows s >= first[b] only when
+ *  - the caller declared those rows (vene_run_set_grad_rows; the engine does, for its
+ *    intervention hooks, with the lowest position each example's setters write),
+ *  - the grad mode is VENE_GRAD_ACTIVATIONS (no weight gradients: those need every row),
+ *  - every backward hook was registered with vene_run_add_backward_hook_rows (a public
+ *    vene_run_add_backward_hook may read any row, so it turns the restriction off).
+ * Otherwise the full backward runs. The architecture must have causal attention, keeps
+ * every row of an example with padding before first[b] (vk_rows_unpadded) and may decline
+ * for its own reasons (GPT-2: a hook on the attention weights). Restricted, hooks still
+ * get full-shape tensors: rows < first[b] are zero and what a hook writes there is
+ * dropped. */
+/* Declare the wanted rows: first[b] for each example of the last forward (borrowed until
+ * the next call; NULL = all rows). */
+void vene_run_set_grad_rows(vene_run *rs, const int *first);
+/* vene_run_add_backward_hook for a hook that honours the declared rows. */
+int vene_run_add_backward_hook_rows(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err);
+/* Inside backwards: the declared first rows when the rule above allows the restriction
+ * (and it saves something), else NULL. A backward that takes them calls
+ * vene_run_restrict_rows before the head backward, which then skips the rows < first. */
+const int *vene_run_grad_rows(const vene_run *rs);
+void vene_run_restrict_rows(vene_run *rs, const int *first);
+/* Restricted backwards: fire (site, layer)'s backward hooks on the compact gradient c
+ * (rows of r, W floats wide) shown as a full B x S x W tensor in the scratch `full`, then
+ * take the kept rows back. */
+struct vk_rows;
+int vene_run_fire_back_rows(vene_run *rs, int site, int layer, const struct vk_rows *r, float *c, int W, float *full,
+                            vene_error *err);
+#define VENE_FIRE_BACK_ROWS(rs, site, layer, r, c, W, full, err)                                        \
+    do {                                                                                                 \
+        if ((rs)->site_bhooked[(site)]) {                                                                \
+            int fire_rc_ = vene_run_fire_back_rows((rs), (site), (layer), (r), (c), (W), (full), (err)); \
+            if (fire_rc_ != VENE_OK) return fire_rc_;                                                    \
+        }                                                                                                \
     } while (0)
 /* Make rs accumulate weight gradients into owner's buffer (both VENE_GRAD_MODEL, same
  * model; owner must outlive rs's use of it): an intervenable's source passes share it. */

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/kernels_grad.h"
+#include "core/kernels_rows.h"
 #include "models/model.h"
 
 int vene_run_set_grad(vene_run *rs, int mode, vene_error *err) {
@@ -102,7 +103,8 @@ int vene_run_share_grads(vene_run *rs, vene_run *owner, vene_error *err) {
     return VENE_OK;
 }
 
-int vene_run_add_backward_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err) {
+static int add_backward_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, int rows_only,
+                             vene_error *err) {
     const vene_model *m = rs->m;
     if (site < 0 || site >= m->arch->n_sites)
         return vene_errorf(err, VENE_ERR_RANGE, "backward hook site %d out of range (model has %d sites)", site,
@@ -118,9 +120,47 @@ int vene_run_add_backward_hook(vene_run *rs, int site, int layer, vene_hook_fn f
         rs->bhooks = h;
         rs->cap_bhooks = cap;
     }
-    rs->bhooks[rs->n_bhooks++] = (vene_hook){site, layer, fn, user};
+    rs->bhooks[rs->n_bhooks++] = (vene_hook){site, layer, fn, user, rows_only};
     rs->site_bhooked[site] = 1;
     return VENE_OK;
+}
+
+int vene_run_add_backward_hook(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err) {
+    return add_backward_hook(rs, site, layer, fn, user, 0, err);
+}
+
+int vene_run_add_backward_hook_rows(vene_run *rs, int site, int layer, vene_hook_fn fn, void *user, vene_error *err) {
+    return add_backward_hook(rs, site, layer, fn, user, 1, err);
+}
+
+void vene_run_set_grad_rows(vene_run *rs, const int *first) { rs->grad_first = first; }
+
+const int *vene_run_grad_rows(const vene_run *rs) {
+    if (!rs->grad_first || rs->grad_mode != VENE_GRAD_ACTIVATIONS || rs->param_grads) return NULL;
+    for (int i = 0; i < rs->n_bhooks; i++)
+        if (!rs->bhooks[i].rows_only) return NULL;
+    int saves = 0;
+    for (int b = 0; b < rs->B; b++) {
+        if (rs->grad_first[b] < 0 || rs->grad_first[b] >= rs->S) return NULL;
+        saves |= rs->grad_first[b] > 0;
+    }
+    return saves ? rs->grad_first : NULL;
+}
+
+void vene_run_restrict_rows(vene_run *rs, const int *first) {
+    rs->grad_rows_on = first;
+    int n = 0;
+    for (int b = 0; first && b < rs->B; b++) n += rs->S - first[b];
+    rs->grad_rows_last = first ? n : rs->B * rs->S;
+}
+
+int vene_run_fire_back_rows(vene_run *rs, int site, int layer, const vk_rows *r, float *c, int W, float *full,
+                            vene_error *err) {
+    vk_rows_scatter(r, c, W, full);
+    vene_tensor t = vene_tensor_3d(full, r->B, r->S, W);
+    int rc = vene_run_fire_back(rs, site, layer, &t, err);
+    vk_rows_gather(r, full, W, W, c);
+    return rc;
 }
 
 void vene_run_clear_backward_hooks(vene_run *rs) {
@@ -166,14 +206,17 @@ int vene_run_lm_head_backward(vene_run *rs, const float *W, int site_in, int sit
          * (the hooks are done with dl) and multiply them in one product */
         int *at = (int *)(void *)vene_arena_floats(&rs->garena, (size_t)R);
         if (!at) return vene_errorf(err, VENE_ERR_MEMORY, "gradient arena exhausted (sizing bug)");
+        const int *first = rs->grad_rows_on; /* rows nobody reads need no product */
         int n = 0;
         for (int r = 0; r < R; r++) {
             const float *row = dl + (int64_t)r * V;
+            int b = rs->logit_pos ? r : r / S, s = rs->logit_pos ? vene_run_logit_row(rs, r) : r % S;
+            if (first && s < first[b]) continue;
             int live = 0;
             for (int j = 0; j < V && !live; j++) live = row[j] != 0.0f;
             if (!live) continue;
             if (n != r) memcpy(dl + (int64_t)n * V, row, sizeof(float) * (size_t)V);
-            at[n++] = rs->logit_pos ? r * S + vene_run_logit_row(rs, r) : r;
+            at[n++] = rs->logit_pos ? r * S + s : r;
         }
         if (n == T && !rs->logit_pos) { /* every position: the hidden rows as they are */
             vk_linear_out_in_backward(dl, h->data, W, d_hidden, dW, NULL, T, D, V);
@@ -219,7 +262,9 @@ int vene_backward(vene_run *rs, const vene_tensor *d_logits, const vene_tensor *
     int rc = vene_arena_reserve(&rs->garena, need, err);
     if (rc) return rc;
     vene_arena_reset(&rs->garena);
+    vene_run_restrict_rows(rs, NULL); /* a row-restricted backward sets its rows */
     rc = m->arch->backward(rs, err);
+    rs->grad_rows_on = NULL;
     rs->d_logits = rs->d_hidden = NULL;
     return rc == VENE_STOP ? VENE_OK : rc;
 }

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -11,11 +12,13 @@
 #define VK_TILE static inline __attribute__((always_inline, target("avx2,fma")))
 #endif
 
-/* Blocking: a slice of at most KC weight rows (and PACK_FLOATS floats) stays in L2 while
- * MC rows of x pass over it. Partial sums go through `out` between slices, which is exact,
+/* Blocking: a slice of KC weight rows x NC columns (192 KB) stays in L2 while blocks of
+ * MC rows of x pass over it; its rows are copied in runs of NC floats, long enough for the
+ * hardware prefetchers to stream them (KC = 256 x NC = 192 was 25% slower on a 16-token
+ * forward at one thread). Partial sums go through `out` between slices, which is exact,
  * so the blocking never changes a result. */
-#define KC 256
-#define NC 192 /* eight 4 x 24 or three 1 x 64 panels */
+#define KC 64
+#define NC 768
 #define MC 64
 
 static int64_t at(int64_t i, int ld) { return i * (int64_t)ld; }
@@ -110,24 +113,39 @@ static VK_AVX2 void nn_tile_any(int mr, int nv, const float *x, const float *W, 
 
 static int nn_mr(int M) { return M <= 4 ? M : 4; }
 
-/* Rows [i0, i0 + mc) x steps [k0, k0 + kk) of x into tiles of mr rows, each tile's steps
- * front to back (row r of step k at tile[k * rows + r]) for the tile's broadcasts. */
-static void nn_pack_x(const float *x, int ldx, float *xp, int i0, int mc, int k0, int kk, int mr) {
-    for (int t = 0; t < mc; t += mr) {
-        const int rows = mc - t < mr ? mc - t : mr;
-        float *dst = xp + (size_t)t * kk;
-        for (int r = 0; r < rows; r++) {
-            const float *src = x + at(i0 + t + r, ldx) + k0;
-            for (int k = 0; k < kk; k++) dst[at(k, rows) + r] = src[k];
-        }
+/* x (M x K, row stride ldx) into tiles of nn_mr(M) rows, once per call: tile t (rows
+ * t*mr ..) stores row r of step k at xp[t*mr*K + k*rows + r], so a tile's broadcasts read
+ * front to back (rows a multiple of 1024 floats apart would share one L1 set). */
+static void nn_pack_x(const float *x, int ldx, float *xp, int M, int K) {
+    const int mr = nn_mr(M);
+    for (int t = 0; t < M; t += mr) {
+        const int rows = M - t < mr ? M - t : mr;
+        float *dst = xp + at(t, K);
+        for (int k = 0; k < K; k++)
+            for (int r = 0; r < rows; r++) dst[at(k, rows) + r] = x[at(t + r, ldx) + k];
     }
 }
 
-/* Columns [j0, j1) of out, all M rows. A block of x and a slice of the thread's weight
- * columns are copied into tile order first (the weight rows read front to back, at the
- * memory's streaming rate); the tiles then read both contiguously. Few rows (a decoding
+/* Columns [j0, j1) of out, all M rows; x arrives packed by nn_pack_x (ldx unused). A
+ * slice of the thread's weight columns is copied into tile order first (the weight rows
+ * read front to back, at the memory's streaming rate); the tiles then read it contiguously. Few rows (a decoding
  * step, a short prompt) take wide tiles; more rows take 4 x 24 tiles. */
 static int nn_panel_nv(int left, int nv_main) { return left >= 8 * nv_main ? nv_main : (left >= 16 && nv_main >= 2 ? 2 : 1); }
+
+/* nv vectors of 8 floats, spelled out: written as a loop, compilers turn it into a memcpy
+ * call per weight row (96 bytes), which cost a third of a 16-row forward. */
+VK_TILE void copy_vecs(float *dst, const float *src, int nv) {
+    switch (nv) {
+    case 8: _mm256_store_ps(dst + 56, _mm256_loadu_ps(src + 56)); /* fall through */
+    case 7: _mm256_store_ps(dst + 48, _mm256_loadu_ps(src + 48)); /* fall through */
+    case 6: _mm256_store_ps(dst + 40, _mm256_loadu_ps(src + 40)); /* fall through */
+    case 5: _mm256_store_ps(dst + 32, _mm256_loadu_ps(src + 32)); /* fall through */
+    case 4: _mm256_store_ps(dst + 24, _mm256_loadu_ps(src + 24)); /* fall through */
+    case 3: _mm256_store_ps(dst + 16, _mm256_loadu_ps(src + 16)); /* fall through */
+    case 2: _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));   /* fall through */
+    default: _mm256_store_ps(dst, _mm256_loadu_ps(src));
+    }
+}
 
 static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1) {
@@ -135,49 +153,46 @@ static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, co
     const int mr_main = nn_mr(M), nv_main = M <= 4 ? wide_nv[M] : 3;
     const int j8 = j0 + ((j1 - j0) & ~7);
     const int direct = M <= 2; /* one or two rows read each weight once: copying it first only costs */
-    _Alignas(32) float xpack[MC * KC];
     _Alignas(32) float wpack[NC * KC];
-    for (int i0 = 0; i0 < M; i0 += MC) {
-        const int mc = M - i0 < MC ? M - i0 : MC;
+    (void)ldx;
+    /* BLIS's order: a weight slice is copied once per call; blocks of x pass over it */
+    for (int c0 = j0; c0 < j8; c0 += NC) {
+        const int c1 = j8 - c0 < NC ? j8 : c0 + NC;
         for (int k0 = 0; k0 < K; k0 += KC) {
             const int kk = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kk == K;
-            nn_pack_x(x, ldx, xpack, i0, mc, k0, kk, mr_main);
-            for (int c0 = j0; c0 < j8; c0 += NC) {
-                const int c1 = j8 - c0 < NC ? j8 : c0 + NC;
-                for (int k = 0; k < kk && !direct; k++) {
-                    const float *wk = W + at(k0 + k, ldw);
-                    float *dst = wpack;
-                    for (int j = c0; j < c1;) {
-                        const int nv = nn_panel_nv(c1 - j, nv_main);
-                        for (int v = 0; v < nv; v++)
-                            _mm256_store_ps(dst + k * 8 * nv + 8 * v, _mm256_loadu_ps(wk + j + 8 * v));
-                        dst += (size_t)kk * 8 * nv;
-                        j += 8 * nv;
-                    }
+            for (int k = 0; k < kk && !direct; k++) {
+                const float *wk = W + at(k0 + k, ldw);
+                float *dst = wpack;
+                for (int j = c0; j < c1;) {
+                    const int nv = nn_panel_nv(c1 - j, nv_main);
+                    copy_vecs(dst + k * 8 * nv, wk + j, nv);
+                    dst += (size_t)kk * 8 * nv;
+                    j += 8 * nv;
                 }
-                /* the next slice's weights, requested a few rows per panel while this one
-                 * computes, so the memory streams under the arithmetic instead of after it */
-                int nk0 = k0, nc0 = c0 + NC;
-                if (nc0 >= j8) nc0 = j0, nk0 = k0 + KC < K ? k0 + KC : (i0 + MC < M ? 0 : K);
-                const int nc1 = j8 - nc0 < NC ? j8 : nc0 + NC, nkk = K - nk0 < KC ? K - nk0 : KC;
-                const int n_panels = (c1 - c0 + 8 * nv_main - 1) / (8 * nv_main), per_panel = (nkk + n_panels - 1) / n_panels;
-                int next_row = 0;
+            }
+            /* the next slice's weights, requested a few rows per panel while this one
+             * computes, so the memory streams under the arithmetic instead of after it */
+            int nk0 = k0 + KC, nc0 = c0;
+            if (nk0 >= K) nk0 = 0, nc0 = c0 + NC;
+            const int nc1 = nc0 >= j8 ? nc0 : (j8 - nc0 < NC ? j8 : nc0 + NC), nkk = K - nk0 < KC ? K - nk0 : KC;
+            const int n_panels = (c1 - c0 + 8 * nv_main - 1) / (8 * nv_main), per_panel = (nkk + n_panels - 1) / n_panels;
+            int next_row = 0;
+            for (int i0 = 0; i0 < M; i0 += MC) {
+                const int mc = M - i0 < MC ? M - i0 : MC;
                 const float *panel = wpack;
                 for (int j = c0; j < c1;) {
                     const int nv = nn_panel_nv(c1 - j, nv_main);
-                    for (int r = 0; r < per_panel && next_row < nkk; r++, next_row++) {
+                    for (int r = 0; r < per_panel && next_row < nkk && nc0 < nc1; r++, next_row++) {
                         const float *row = W + at(nk0 + next_row, ldw);
                         for (int c = nc0; c < nc1; c += 16) _mm_prefetch((const char *)(row + c), _MM_HINT_T1);
                         _mm_prefetch((const char *)(row + nc1 - 1), _MM_HINT_T1);
                     }
+                    const float *wt = direct ? W + at(k0, ldw) + j : panel;
+                    const int ldt = direct ? ldw : 8 * nv;
                     for (int t = 0; t < mc; t += mr_main) {
                         const int mr = mc - t < mr_main ? mc - t : mr_main;
-                        if (direct)
-                            nn_tile_any(mr, nv, xpack + (size_t)t * kk, W + at(k0, ldw) + j, ldw, bias ? bias + j : NULL,
-                                        out + at(i0 + t, ldo) + j, ldo, kk, first, last);
-                        else
-                            nn_tile_any(mr, nv, xpack + (size_t)t * kk, panel, 8 * nv, bias ? bias + j : NULL,
-                                        out + at(i0 + t, ldo) + j, ldo, kk, first, last);
+                        nn_tile_any(mr, nv, x + at(i0 + t, K) + at(k0, mr), wt, ldt, bias ? bias + j : NULL,
+                                    out + at(i0 + t, ldo) + j, ldo, kk, first, last);
                     }
                     panel += (size_t)kk * 8 * nv;
                     j += 8 * nv;
@@ -185,7 +200,16 @@ static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, co
             }
         }
     }
-    if (j8 < j1) nn_portable(x, ldx, W, ldw, bias, out, ldo, M, K, j8, j1);
+    for (int t = 0; t < M && j8 < j1; t += mr_main) { /* columns past the last multiple of 8 */
+        const int rows = M - t < mr_main ? M - t : mr_main;
+        const float *xt = x + at(t, K);
+        for (int r = 0; r < rows; r++)
+            for (int j = j8; j < j1; j++) {
+                float s = 0.0f;
+                for (int k = 0; k < K; k++) s = fmaf(xt[at(k, rows) + r], W[at(k, ldw) + j], s);
+                out[at(t + r, ldo) + j] = bias ? s + bias[j] : s;
+            }
+    }
 }
 
 VK_TILE float hsum8(__m256 v) {
@@ -236,18 +260,20 @@ static VK_AVX2 void nt_tile_any(int ir, int jr, const float *x, int ldx, const f
     }
 }
 
-/* Rows [j0, j1) of W (output columns), all M rows of x, in blocks of rows of x that stay in L2. */
+/* Rows [j0, j1) of W (output columns), all M rows of x. A block of W rows (~192 KB) stays
+ * in L2 while every row of x passes over it, so the weights are read from memory once
+ * however many rows the call has (the sweeps' heads run hundreds). */
 static VK_AVX2 void nt_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1) {
     const int jr_main = M == 1 ? 8 : 4;
-    int mc = (int)(65536 / (K > 0 ? K : 1)) / 3 * 3;
-    if (mc < 3) mc = 3;
-    for (int i0 = 0; i0 < M; i0 += mc) {
-        const int m = M - i0 < mc ? M - i0 : mc;
-        for (int j = j0; j < j1; j += jr_main) {
-            const int jr = j1 - j < jr_main ? j1 - j : jr_main;
-            for (int i = i0; i < i0 + m; i += 3) {
-                const int ir = i0 + m - i < 3 ? i0 + m - i : 3;
+    int jb = (int)(49152 / (K > 0 ? K : 1)) / 8 * 8;
+    if (jb < 8) jb = 8;
+    for (int b0 = j0; b0 < j1; b0 += jb) {
+        const int b1 = j1 - b0 < jb ? j1 : b0 + jb;
+        for (int i = 0; i < M; i += 3) {
+            const int ir = M - i < 3 ? M - i : 3;
+            for (int j = b0; j < b1; j += jr_main) {
+                const int jr = b1 - j < jr_main ? b1 - j : jr_main;
                 if (jr > 4 && jr < 8) { /* the last few W rows of a one-row call */
                     nt_tile_any(ir, 4, x + at(i, ldx), ldx, W + at(j, ldw), ldw, bias ? bias + j : NULL,
                                 out + at(i, ldo) + j, ldo, K);
@@ -298,7 +324,20 @@ static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const
     gemm_part part = nt ? nt_portable : nn_portable;
     int align = nt ? 8 : 16;
 #ifdef VK_X86
-    if (simd && vk_gemm_vectorized()) part = nt ? nt_avx2 : nn_avx2, align = nt ? 8 : 24;
+    if (simd && vk_gemm_vectorized() && nt) part = nt_avx2;
+    if (simd && vk_gemm_vectorized() && !nt && M > 0 && K > 0) {
+        /* the packed x is shared by the threads (small ones on the stack: attention calls this
+         * per head); without memory, the portable path (same bits) */
+        _Alignas(32) float small[4096];
+        const size_t n = (size_t)M * (size_t)K;
+        float *xp = n <= sizeof small / sizeof *small ? small : malloc(sizeof(float) * n);
+        if (xp) {
+            nn_pack_x(x, ldx, xp, M, K);
+            run_parts(nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N);
+            if (xp != small) free(xp);
+            return;
+        }
+    }
 #else
     (void)simd;
 #endif

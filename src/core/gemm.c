@@ -20,40 +20,35 @@
 #define KC 64
 #define NC 768
 #define MC 64
+#define KC_T 256 /* nt: a slice of 256 steps of 192 weight rows */
+#define NC_T 192
+#define NR_RUN 4096 /* 16 KB of partial sums per row of x, in L1 */
 
 static int64_t at(int64_t i, int ld) { return i * (int64_t)ld; }
 
 /* ---------------------------------------------------------------- portable */
 
-static void nn_portable(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                        int M, int K, int j0, int j1) {
+/* w(k, j): W[k][j] for nn, W[j][k] for nt (transposed). */
+static float w_at(const float *W, int ldw, int trans, int k, int j) { return trans ? W[at(j, ldw) + k] : W[at(k, ldw) + j]; }
+
+static void portable(int trans, const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
+                     int M, int K, int j0, int j1) {
     for (int i = 0; i < M; i++)
         for (int j = j0; j < j1; j++) {
             float s = 0.0f;
-            for (int k = 0; k < K; k++) s = fmaf(x[at(i, ldx) + k], W[at(k, ldw) + j], s);
+            for (int k = 0; k < K; k++) s = fmaf(x[at(i, ldx) + k], w_at(W, ldw, trans, k, j), s);
             out[at(i, ldo) + j] = bias ? s + bias[j] : s;
         }
 }
 
-static float nt_dot_portable(const float *x, const float *w, int K) {
-    const int K8 = K & ~7;
-    float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int k = 0; k < K8; k += 8)
-        for (int l = 0; l < 8; l++) p[l] = fmaf(x[k + l], w[k + l], p[l]);
-    const float a = p[0] + p[4], b = p[2] + p[6], c = p[1] + p[5], d = p[3] + p[7];
-    const float ab = a + b, cd = c + d;
-    float r = ab + cd;
-    for (int k = K8; k < K; k++) r = fmaf(x[k], w[k], r);
-    return r;
+static void nn_portable(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
+                        int M, int K, int j0, int j1) {
+    portable(0, x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1);
 }
 
 static void nt_portable(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
                         int M, int K, int j0, int j1) {
-    for (int i = 0; i < M; i++)
-        for (int j = j0; j < j1; j++) {
-            float r = nt_dot_portable(x + at(i, ldx), W + at(j, ldw), K);
-            out[at(i, ldo) + j] = bias ? r + bias[j] : r;
-        }
+    portable(1, x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1);
 }
 
 #ifdef VK_X86
@@ -116,7 +111,7 @@ static int nn_mr(int M) { return M <= 4 ? M : 4; }
 /* x (M x K, row stride ldx) into tiles of nn_mr(M) rows, once per call: tile t (rows
  * t*mr ..) stores row r of step k at xp[t*mr*K + k*rows + r], so a tile's broadcasts read
  * front to back (rows a multiple of 1024 floats apart would share one L1 set). */
-static void nn_pack_x(const float *x, int ldx, float *xp, int M, int K) {
+static void pack_x(const float *x, int ldx, float *xp, int M, int K) {
     const int mr = nn_mr(M);
     for (int t = 0; t < M; t += mr) {
         const int rows = M - t < mr ? M - t : mr;
@@ -126,10 +121,7 @@ static void nn_pack_x(const float *x, int ldx, float *xp, int M, int K) {
     }
 }
 
-/* Columns [j0, j1) of out, all M rows; x arrives packed by nn_pack_x (ldx unused). A
- * slice of the thread's weight columns is copied into tile order first (the weight rows
- * read front to back, at the memory's streaming rate); the tiles then read it contiguously. Few rows (a decoding
- * step, a short prompt) take wide tiles; more rows take 4 x 24 tiles. */
+/* The width, in vectors of 8 columns, of the next panel of a slice with `left` columns. */
 static int nn_panel_nv(int left, int nv_main) { return left >= 8 * nv_main ? nv_main : (left >= 16 && nv_main >= 2 ? 2 : 1); }
 
 /* nv vectors of 8 floats, spelled out: written as a loop, compilers turn it into a memcpy
@@ -147,51 +139,138 @@ VK_TILE void copy_vecs(float *dst, const float *src, int nv) {
     }
 }
 
-static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
+/* Eight rows of W (row stride lds) x eight steps into eight panel rows (stride ldd): the
+ * 8 x 8 transpose that turns an out x in weight (nn.Linear) into the panel layout. */
+VK_TILE void transpose8(const float *src, int lds, float *dst, int ldd) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + at(i, lds));
+    for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_store_ps(dst + at(i, ldd), _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_store_ps(dst + at(i + 4, ldd), _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+
+/* The panels of columns [c0, c1) x steps [k0, k0 + kk) of w(k, j), panel after panel, each
+ * step's 8 nv columns contiguous. */
+static VK_AVX2 void pack_slice(int trans, const float *W, int ldw, float *pack, int c0, int c1, int k0, int kk,
+                               int nv_main) {
+    if (!trans) {
+        for (int k = 0; k < kk; k++) {
+            const float *wk = W + at(k0 + k, ldw);
+            float *dst = pack;
+            for (int j = c0; j < c1;) {
+                const int nv = nn_panel_nv(c1 - j, nv_main);
+                copy_vecs(dst + k * 8 * nv, wk + j, nv);
+                dst += (size_t)kk * 8 * nv;
+                j += 8 * nv;
+            }
+        }
+        return;
+    }
+    const int k8 = kk & ~7;
+    float *dst = pack;
+    for (int j = c0; j < c1;) {
+        const int nv = nn_panel_nv(c1 - j, nv_main), w = 8 * nv;
+        for (int v = 0; v < nv; v++) {
+            const float *src = W + at(j + 8 * v, ldw) + k0;
+            for (int k = 0; k < k8; k += 8) transpose8(src + k, ldw, dst + at(k, w) + 8 * v, w);
+            for (int k = k8; k < kk; k++)
+                for (int c = 0; c < 8; c++) dst[at(k, w) + 8 * v + c] = src[at(c, ldw) + k];
+        }
+        dst += (size_t)kk * w;
+        j += w;
+    }
+}
+
+/* nn, one or two rows (a decoding step): the weights stream once, row after row, in runs of
+ * up to NR_RUN floats (whole rows of a thread's columns, so the prefetchers see long
+ * streams); the partial sums of the run stay in `out` (L1) and take four weight rows per
+ * visit. Every element is still the one fma chain over k ascending. */
+static VK_AVX2 void nn_rows_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
+                                 int K, int j0, int j8) {
+    for (int c0 = j0; c0 < j8; c0 += NR_RUN) {
+        const int c1 = j8 - c0 < NR_RUN ? j8 : c0 + NR_RUN;
+        for (int i = 0; i < M; i++)
+            for (int j = c0; j < c1; j += 8) _mm256_storeu_ps(out + at(i, ldo) + j, _mm256_setzero_ps());
+        int k = 0;
+        for (; k + 4 <= K; k += 4) {
+            const float *w0 = W + at(k, ldw), *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+            for (int i = 0; i < M; i++) {
+                const float *xk = x + at(k, M) + i; /* packed: row i of step k at x[k * M + i] */
+                const __m256 a0 = _mm256_broadcast_ss(xk), a1 = _mm256_broadcast_ss(xk + M);
+                const __m256 a2 = _mm256_broadcast_ss(xk + 2 * M), a3 = _mm256_broadcast_ss(xk + 3 * M);
+                float *o = out + at(i, ldo);
+                for (int j = c0; j < c1; j += 8) {
+                    __m256 acc = _mm256_loadu_ps(o + j);
+                    acc = _mm256_fmadd_ps(a0, _mm256_loadu_ps(w0 + j), acc);
+                    acc = _mm256_fmadd_ps(a1, _mm256_loadu_ps(w1 + j), acc);
+                    acc = _mm256_fmadd_ps(a2, _mm256_loadu_ps(w2 + j), acc);
+                    acc = _mm256_fmadd_ps(a3, _mm256_loadu_ps(w3 + j), acc);
+                    _mm256_storeu_ps(o + j, acc);
+                }
+            }
+        }
+        for (; k < K; k++) {
+            const float *wk = W + at(k, ldw);
+            for (int i = 0; i < M; i++) {
+                const __m256 a = _mm256_broadcast_ss(x + at(k, M) + i);
+                float *o = out + at(i, ldo);
+                for (int j = c0; j < c1; j += 8)
+                    _mm256_storeu_ps(o + j, _mm256_fmadd_ps(a, _mm256_loadu_ps(wk + j), _mm256_loadu_ps(o + j)));
+            }
+        }
+        for (int i = 0; bias && i < M; i++)
+            for (int j = c0; j < c1; j += 8) {
+                float *o = out + at(i, ldo) + j;
+                _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_loadu_ps(bias + j)));
+            }
+    }
+}
+
+/* Columns [j0, j1) of out, all M rows; x arrives packed by pack_x (ldx unused). A slice of
+ * the thread's weight columns is copied into panel order first (nn: weight rows read front
+ * to back in runs of NC floats; nt: runs of KC_T floats of each weight row, transposed), and
+ * the tiles read it contiguously. Few rows take wide tiles; more rows take 4 x 24 tiles. */
+static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1) {
     static const int wide_nv[5] = {0, 8, 4, 4, 3};
     const int mr_main = nn_mr(M), nv_main = M <= 4 ? wide_nv[M] : 3;
-    const int j8 = j0 + ((j1 - j0) & ~7);
-    const int direct = M <= 2; /* one or two rows read each weight once: copying it first only costs */
+    const int j8 = j0 + ((j1 - j0) & ~7), kc = trans ? KC_T : KC, nc = trans ? NC_T : NC;
     _Alignas(32) float wpack[NC * KC];
-    (void)ldx;
+    if (!trans && M <= 2) nn_rows_avx2(x, W, ldw, bias, out, ldo, M, K, j0, j8);
     /* BLIS's order: a weight slice is copied once per call; blocks of x pass over it */
-    for (int c0 = j0; c0 < j8; c0 += NC) {
-        const int c1 = j8 - c0 < NC ? j8 : c0 + NC;
-        for (int k0 = 0; k0 < K; k0 += KC) {
-            const int kk = K - k0 < KC ? K - k0 : KC, first = k0 == 0, last = k0 + kk == K;
-            for (int k = 0; k < kk && !direct; k++) {
-                const float *wk = W + at(k0 + k, ldw);
-                float *dst = wpack;
-                for (int j = c0; j < c1;) {
-                    const int nv = nn_panel_nv(c1 - j, nv_main);
-                    copy_vecs(dst + k * 8 * nv, wk + j, nv);
-                    dst += (size_t)kk * 8 * nv;
-                    j += 8 * nv;
-                }
-            }
-            /* the next slice's weights, requested a few rows per panel while this one
+    for (int c0 = j0; c0 < j8 && (trans || M > 2); c0 += nc) {
+        const int c1 = j8 - c0 < nc ? j8 : c0 + nc;
+        for (int k0 = 0; k0 < K; k0 += kc) {
+            const int kk = K - k0 < kc ? K - k0 : kc, first = k0 == 0, last = k0 + kk == K;
+            pack_slice(trans, W, ldw, wpack, c0, c1, k0, kk, nv_main);
+            /* the next slice's weights, requested a few lines per panel while this one
              * computes, so the memory streams under the arithmetic instead of after it */
-            int nk0 = k0 + KC, nc0 = c0;
-            if (nk0 >= K) nk0 = 0, nc0 = c0 + NC;
-            const int nc1 = nc0 >= j8 ? nc0 : (j8 - nc0 < NC ? j8 : nc0 + NC), nkk = K - nk0 < KC ? K - nk0 : KC;
-            const int n_panels = (c1 - c0 + 8 * nv_main - 1) / (8 * nv_main), per_panel = (nkk + n_panels - 1) / n_panels;
+            int nk0 = k0 + kc, nc0 = c0;
+            if (nk0 >= K) nk0 = 0, nc0 = c0 + nc;
+            const int nc1 = nc0 >= j8 ? nc0 : (j8 - nc0 < nc ? j8 : nc0 + nc), nkk = K - nk0 < kc ? K - nk0 : kc;
+            const int n_rows = trans ? nc1 - nc0 : (nc0 < nc1 ? nkk : 0); /* weight rows to request */
+            const int n_panels = (c1 - c0 + 8 * nv_main - 1) / (8 * nv_main), per_panel = (n_rows + n_panels - 1) / n_panels;
             int next_row = 0;
             for (int i0 = 0; i0 < M; i0 += MC) {
                 const int mc = M - i0 < MC ? M - i0 : MC;
                 const float *panel = wpack;
                 for (int j = c0; j < c1;) {
                     const int nv = nn_panel_nv(c1 - j, nv_main);
-                    for (int r = 0; r < per_panel && next_row < nkk && nc0 < nc1; r++, next_row++) {
-                        const float *row = W + at(nk0 + next_row, ldw);
-                        for (int c = nc0; c < nc1; c += 16) _mm_prefetch((const char *)(row + c), _MM_HINT_T1);
-                        _mm_prefetch((const char *)(row + nc1 - 1), _MM_HINT_T1);
+                    for (int r = 0; r < per_panel && next_row < n_rows; r++, next_row++) {
+                        const float *row = trans ? W + at(nc0 + next_row, ldw) + nk0 : W + at(nk0 + next_row, ldw) + nc0;
+                        const int len = trans ? nkk : nc1 - nc0;
+                        for (int c = 0; c < len; c += 16) _mm_prefetch((const char *)(row + c), _MM_HINT_T1);
+                        _mm_prefetch((const char *)(row + len - 1), _MM_HINT_T1);
                     }
-                    const float *wt = direct ? W + at(k0, ldw) + j : panel;
-                    const int ldt = direct ? ldw : 8 * nv;
                     for (int t = 0; t < mc; t += mr_main) {
                         const int mr = mc - t < mr_main ? mc - t : mr_main;
-                        nn_tile_any(mr, nv, x + at(i0 + t, K) + at(k0, mr), wt, ldt, bias ? bias + j : NULL,
+                        nn_tile_any(mr, nv, x + at(i0 + t, K) + at(k0, mr), panel, 8 * nv, bias ? bias + j : NULL,
                                     out + at(i0 + t, ldo) + j, ldo, kk, first, last);
                     }
                     panel += (size_t)kk * 8 * nv;
@@ -206,86 +285,22 @@ static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, co
         for (int r = 0; r < rows; r++)
             for (int j = j8; j < j1; j++) {
                 float s = 0.0f;
-                for (int k = 0; k < K; k++) s = fmaf(xt[at(k, rows) + r], W[at(k, ldw) + j], s);
+                for (int k = 0; k < K; k++) s = fmaf(xt[at(k, rows) + r], w_at(W, ldw, trans, k, j), s);
                 out[at(t + r, ldo) + j] = bias ? s + bias[j] : s;
             }
     }
 }
 
-VK_TILE float hsum8(__m256 v) {
-    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)); /* p_l + p_(l+4) */
-    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));                               /* (a + b), (c + d) */
-    return _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1)));
+static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
+                            int M, int K, int j0, int j1) {
+    (void)ldx;
+    blocked(0, x, W, ldw, bias, out, ldo, M, K, j0, j1);
 }
 
-/* ir rows of x against jr rows of W. */
-VK_TILE void nt_tile(const int ir, const int jr, const float *x, int ldx, const float *W, int ldw, const float *bias,
-                     float *out, int ldo, int K) {
-    const int K8 = K & ~7;
-    __m256 acc[3][8];
-#pragma GCC unroll 3
-    for (int i = 0; i < ir; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < jr; j++) acc[i][j] = _mm256_setzero_ps();
-    for (int k = 0; k < K8; k += 8) {
-        __m256 w[8];
-#pragma GCC unroll 8
-        for (int j = 0; j < jr; j++) w[j] = _mm256_loadu_ps(W + at(j, ldw) + k);
-#pragma GCC unroll 3
-        for (int i = 0; i < ir; i++) {
-            const __m256 a = _mm256_loadu_ps(x + at(i, ldx) + k);
-#pragma GCC unroll 8
-            for (int j = 0; j < jr; j++) acc[i][j] = _mm256_fmadd_ps(a, w[j], acc[i][j]);
-        }
-    }
-    for (int i = 0; i < ir; i++)
-        for (int j = 0; j < jr; j++) {
-            float r = hsum8(acc[i][j]);
-            for (int k = K8; k < K; k++) r = fmaf(x[at(i, ldx) + k], W[at(j, ldw) + k], r);
-            out[at(i, ldo) + j] = bias ? r + bias[j] : r;
-        }
-}
-
-#define NT_CASE(IR, JR)                                                                                      \
-    case IR * 16 + JR:                                                                                       \
-        nt_tile(IR, JR, x, ldx, W, ldw, bias, out, ldo, K);                                                  \
-        break;
-
-static VK_AVX2 void nt_tile_any(int ir, int jr, const float *x, int ldx, const float *W, int ldw, const float *bias,
-                                float *out, int ldo, int K) {
-    switch (ir * 16 + jr) {
-        NT_CASE(1, 1) NT_CASE(1, 2) NT_CASE(1, 3) NT_CASE(1, 4) NT_CASE(1, 8) NT_CASE(2, 1) NT_CASE(2, 2)
-        NT_CASE(2, 3) NT_CASE(2, 4) NT_CASE(3, 1) NT_CASE(3, 2) NT_CASE(3, 3) NT_CASE(3, 4)
-    default: break;
-    }
-}
-
-/* Rows [j0, j1) of W (output columns), all M rows of x. A block of W rows (~192 KB) stays
- * in L2 while every row of x passes over it, so the weights are read from memory once
- * however many rows the call has (the sweeps' heads run hundreds). */
 static VK_AVX2 void nt_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1) {
-    const int jr_main = M == 1 ? 8 : 4;
-    int jb = (int)(49152 / (K > 0 ? K : 1)) / 8 * 8;
-    if (jb < 8) jb = 8;
-    for (int b0 = j0; b0 < j1; b0 += jb) {
-        const int b1 = j1 - b0 < jb ? j1 : b0 + jb;
-        for (int i = 0; i < M; i += 3) {
-            const int ir = M - i < 3 ? M - i : 3;
-            for (int j = b0; j < b1; j += jr_main) {
-                const int jr = b1 - j < jr_main ? b1 - j : jr_main;
-                if (jr > 4 && jr < 8) { /* the last few W rows of a one-row call */
-                    nt_tile_any(ir, 4, x + at(i, ldx), ldx, W + at(j, ldw), ldw, bias ? bias + j : NULL,
-                                out + at(i, ldo) + j, ldo, K);
-                    nt_tile_any(ir, jr - 4, x + at(i, ldx), ldx, W + at(j + 4, ldw), ldw, bias ? bias + j + 4 : NULL,
-                                out + at(i, ldo) + j + 4, ldo, K);
-                } else {
-                    nt_tile_any(ir, jr, x + at(i, ldx), ldx, W + at(j, ldw), ldw, bias ? bias + j : NULL,
-                                out + at(i, ldo) + j, ldo, K);
-                }
-            }
-        }
-    }
+    (void)ldx;
+    blocked(1, x, W, ldw, bias, out, ldo, M, K, j0, j1);
 }
 #endif
 
@@ -304,8 +319,9 @@ typedef void (*gemm_part)(const float *, int, const float *, int, const float *,
 static void run_parts(gemm_part part, int align, const float *x, int ldx, const float *W, int ldw, const float *bias,
                       float *out, int ldo, int M, int K, int N) {
     if (M <= 0 || N <= 0) return;
-    const int T = omp_get_max_threads() > 1 && !omp_in_parallel() && (double)M * N * K >= 1e6 ? omp_get_max_threads()
-                                                                                               : 1;
+    /* a few rows read ~1 MB of weights: both cores' memory bandwidth pays off already */
+    const int big = (double)M * N * K >= 1e6 || (double)N * K >= 262144;
+    const int T = omp_get_max_threads() > 1 && !omp_in_parallel() && big ? omp_get_max_threads() : 1;
     if (T == 1) {
         part(x, ldx, W, ldw, bias, out, ldo, M, K, 0, N);
         return;
@@ -322,18 +338,16 @@ static void run_parts(gemm_part part, int align, const float *x, int ldx, const 
 static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
                  int M, int K, int N, int simd) {
     gemm_part part = nt ? nt_portable : nn_portable;
-    int align = nt ? 8 : 16;
 #ifdef VK_X86
-    if (simd && vk_gemm_vectorized() && nt) part = nt_avx2;
-    if (simd && vk_gemm_vectorized() && !nt && M > 0 && K > 0) {
+    if (simd && vk_gemm_vectorized() && M > 0 && K > 0) {
         /* the packed x is shared by the threads (small ones on the stack: attention calls this
          * per head); without memory, the portable path (same bits) */
         _Alignas(32) float small[4096];
         const size_t n = (size_t)M * (size_t)K;
         float *xp = n <= sizeof small / sizeof *small ? small : malloc(sizeof(float) * n);
         if (xp) {
-            nn_pack_x(x, ldx, xp, M, K);
-            run_parts(nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N);
+            pack_x(x, ldx, xp, M, K);
+            run_parts(nt ? nt_avx2 : nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N);
             if (xp != small) free(xp);
             return;
         }
@@ -341,7 +355,7 @@ static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const
 #else
     (void)simd;
 #endif
-    run_parts(part, align, x, ldx, W, ldw, bias, out, ldo, M, K, N);
+    run_parts(part, 24, x, ldx, W, ldw, bias, out, ldo, M, K, N);
 }
 
 void vk_gemm_nn_ex(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M,

@@ -5,16 +5,13 @@
  * call has, where the row sits in the batch, the thread count or the CPU's vector width.
  * So a sequence's activations are bit-identical whatever batch it runs in, which is what
  * lets a patching sweep batch hundreds of cells together and still equal the cell-by-cell
- * runs bit for bit (engine/sweep.c). OpenBLAS cannot promise that (its kernels round a
- * row differently by its position in the call), and it repacks the weights on every call,
- * which costs 40% of a 16-token forward; these kernels read the weights where they lie.
+ * runs bit for bit (engine/sweep.c). OpenBLAS cannot promise that: its kernels round a
+ * row differently by its position in the call.
  *
- * The contracts (s = 0.0f, fma = a correctly rounded fused multiply-add, as fmaf):
- *   nn: out[i][j] = s_K + bias[j],   s_{k+1} = fma(x[i][k], W[k][j], s_k)      (W is K x N)
- *   nt: out[i][j] = r + bias[j],     W is N x K; eight partial sums p_l = the chain above over
- *       k = l, l + 8, ... below K8 = K rounded down to 8, r0 = ((p0+p4) + (p2+p6)) +
- *       ((p1+p5) + (p3+p7)), then r = the fma chain over k = K8 .. K-1 starting from r0.
- * (no bias: the "+ bias[j]" is left out.) AVX2 + FMA code runs where the CPU has it; the
+ * The contract (s_0 = 0.0f, fma = a correctly rounded fused multiply-add, as fmaf):
+ *   out[i][j] = s_K + bias[j],   s_{k+1} = fma(x[i][k], w(k, j), s_k)
+ * with w(k, j) = W[k][j] (nn, W is K x N) or W[j][k] (nt, W is N x K, nn.Linear's layout);
+ * without bias the "+ bias[j]" is left out. AVX2 + FMA code runs where the CPU has it; the
  * portable code computes the same bits. */
 #ifndef VENE_CORE_GEMM_H
 #define VENE_CORE_GEMM_H

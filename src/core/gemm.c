@@ -141,17 +141,62 @@ VK_TILE void copy_vecs(float *dst, const float *src, int nv) {
 
 /* Eight rows of W (row stride lds) x eight steps into eight panel rows (stride ldd): the
  * 8 x 8 transpose that turns an out x in weight (nn.Linear) into the panel layout. */
-VK_TILE void transpose8(const float *src, int lds, float *dst, int ldd) {
-    __m256 r[8], t[8], u[8];
-    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + at(i, lds));
+/* The 8 x 8 transpose of r (rows) into o (columns), in registers. */
+VK_TILE void transpose8_regs(const __m256 r[8], __m256 o[8]) {
+    __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
     for (int i = 0; i < 8; i += 4) {
         u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
         u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
     }
-    for (int i = 0; i < 4; i++) {
-        _mm256_store_ps(dst + at(i, ldd), _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-        _mm256_store_ps(dst + at(i + 4, ldd), _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    for (int i = 0; i < 4; i++) o[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20), o[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+}
+
+/* Eight rows of W (row stride lds) x eight steps into eight panel rows (stride ldd): the
+ * transpose that turns an out x in weight (nn.Linear) into the panel layout. */
+VK_TILE void transpose8(const float *src, int lds, float *dst, int ldd) {
+    __m256 r[8], o[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + at(i, lds));
+    transpose8_regs(r, o);
+    for (int i = 0; i < 8; i++) _mm256_store_ps(dst + at(i, ldd), o[i]);
+}
+
+/* nt, one or two rows (a decoding step, the LM head): eight weight rows are read side by
+ * side, front to back, transposed in registers and fed to the chain step by step, so the
+ * weights stream once and nothing is copied. */
+/* Eight outputs j .. j + 7 of M (1 or 2, a constant) rows: the eight weight rows are read
+ * side by side, front to back, transposed in registers and fed to the chain step by step. */
+VK_TILE void nt_rows8(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, const int M,
+                      int K, int j) {
+    const int K8 = K & ~7;
+    const float *w = W + at(j, ldw);
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int k = 0; k < K8; k += 8) {
+        __m256 r[8], o[8];
+        for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(w + at(c, ldw) + k);
+        transpose8_regs(r, o);
+        for (int q = 0; q < 8; q++)
+            for (int i = 0; i < M; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + at(k + q, M) + i), o[q], acc[i]);
+    }
+    for (int k = K8; k < K; k++) {
+        const __m256 wk = _mm256_setr_ps(w[k], w[at(1, ldw) + k], w[at(2, ldw) + k], w[at(3, ldw) + k], w[at(4, ldw) + k],
+                                         w[at(5, ldw) + k], w[at(6, ldw) + k], w[at(7, ldw) + k]);
+        for (int i = 0; i < M; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(x + at(k, M) + i), wk, acc[i]);
+    }
+    for (int i = 0; i < M; i++) {
+        if (bias) acc[i] = _mm256_add_ps(acc[i], _mm256_loadu_ps(bias + j));
+        _mm256_storeu_ps(out + at(i, ldo) + j, acc[i]);
+    }
+}
+
+/* nt, one or two rows (a decoding step, the LM head): the weights stream once and nothing is
+ * copied (1.6x slower than OpenBLAS's sgemv at one row, whose dot products sum in another
+ * order; two rows are faster than sgemv). */
+static VK_AVX2 void nt_rows_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
+                                 int K, int j0, int j8) {
+    for (int j = j0; j < j8; j += 8) {
+        if (M == 1) nt_rows8(x, W, ldw, bias, out, ldo, 1, K, j); /* the row count a constant: acc in registers */
+        else nt_rows8(x, W, ldw, bias, out, ldo, 2, K, j);
     }
 }
 
@@ -242,9 +287,9 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
     const int mr_main = nn_mr(M), nv_main = M <= 4 ? wide_nv[M] : 3;
     const int j8 = j0 + ((j1 - j0) & ~7), kc = trans ? KC_T : KC, nc = trans ? NC_T : NC;
     _Alignas(32) float wpack[NC * KC];
-    if (!trans && M <= 2) nn_rows_avx2(x, W, ldw, bias, out, ldo, M, K, j0, j8);
+    if (M <= 2) (trans ? nt_rows_avx2 : nn_rows_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8);
     /* BLIS's order: a weight slice is copied once per call; blocks of x pass over it */
-    for (int c0 = j0; c0 < j8 && (trans || M > 2); c0 += nc) {
+    for (int c0 = j0; c0 < j8 && M > 2; c0 += nc) {
         const int c1 = j8 - c0 < nc ? j8 : c0 + nc;
         for (int k0 = 0; k0 < K; k0 += kc) {
             const int kk = K - k0 < kc ? K - k0 : kc, first = k0 == 0, last = k0 + kk == K;
@@ -254,7 +299,9 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
             int nk0 = k0 + kc, nc0 = c0;
             if (nk0 >= K) nk0 = 0, nc0 = c0 + nc;
             const int nc1 = nc0 >= j8 ? nc0 : (j8 - nc0 < nc ? j8 : nc0 + nc), nkk = K - nk0 < kc ? K - nk0 : kc;
-            const int n_rows = trans ? nc1 - nc0 : (nc0 < nc1 ? nkk : 0); /* weight rows to request */
+            /* (only with rows enough to hide them: at a few rows the requests outrun the
+             * arithmetic and stall on the memory queue, 14% of a decoding step) */
+            const int n_rows = M < 16 ? 0 : trans ? nc1 - nc0 : (nc0 < nc1 ? nkk : 0); /* weight rows to request */
             const int n_panels = (c1 - c0 + 8 * nv_main - 1) / (8 * nv_main), per_panel = (n_rows + n_panels - 1) / n_panels;
             int next_row = 0;
             for (int i0 = 0; i0 < M; i0 += MC) {

@@ -421,6 +421,17 @@ static inline const char *bench_gpt2_dir(void) {
                               bench_gpt2_ok_);
 }
 
+/* The bench GPT-2 loaded (the caller frees it), its info into *info, its folder into *dir. */
+static inline vene_model *bench_load_gpt2(vene_model_info *info, const char **dir) {
+    const char *d = bench_gpt2_dir();
+    vene_error err = {0};
+    vene_model *m = NULL;
+    if (vene_model_load(d, NULL, &m, &err)) bench_die("loading the bench model", &err);
+    vene_model_get_info(m, info);
+    if (dir) *dir = d;
+    return m;
+}
+
 /* A plain forward as a timed body (bench_fn): user is a bench_fwd. */
 typedef struct bench_fwd {
     vene_run *rs;

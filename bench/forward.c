@@ -99,12 +99,10 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "--loop") == 0) return loop_main(atoi(argv[2]), atoi(argv[3]), atoi(argv[4]));
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const int reps1 = quick ? 3 : 7, reps32 = quick ? 1 : 2; /* per round */
-    const char *dir = bench_gpt2_dir();
-    vene_error err = {0};
-    vene_model *m = NULL;
-    if (vene_model_load(dir, NULL, &m, &err)) bench_die("loading the bench model", &err);
+    const char *dir;
     vene_model_info info;
-    vene_model_get_info(m, &info);
+    vene_model *m = bench_load_gpt2(&info, &dir);
+    vene_error err = {0};
     const double wbytes = (double)info.weight_bytes;
     int ncpu = bench_cpu_count();
     int tmax = ncpu >= 2 ? 2 : 1;

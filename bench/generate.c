@@ -99,12 +99,10 @@ static figure median_figure(const figure *f, int n) {
 int main(int argc, char **argv) {
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const int reps = 1, new_tokens = quick ? 32 : NEW; /* 3 alternating rounds of one run each (1 with --quick) */
-    const char *dir = bench_gpt2_dir();
-    vene_error err = {0};
-    vene_model *m = NULL;
-    if (vene_model_load(dir, NULL, &m, &err)) bench_die("loading the bench model", &err);
+    const char *dir;
     vene_model_info info;
-    vene_model_get_info(m, &info);
+    vene_model *m = bench_load_gpt2(&info, &dir);
+    vene_error err = {0};
     int ncpu = bench_cpu_count(), threads = ncpu >= 2 ? 2 : 1;
     bench_set_threads(threads);
     printf("vene generation benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs, %d threads\n", dir, ncpu, threads);

@@ -87,12 +87,10 @@ int main(int argc, char **argv) {
     int loop = argc == 5 && strcmp(argv[1], "--loop") == 0;
     int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
     const int reps = quick ? 7 : 31;
-    const char *dir = bench_gpt2_dir();
-    vene_error err = {0};
-    vene_model *m = NULL;
-    if (vene_model_load(dir, NULL, &m, &err)) bench_die("loading the bench model", &err);
+    const char *dir;
     vene_model_info info;
-    vene_model_get_info(m, &info);
+    vene_model *m = bench_load_gpt2(&info, &dir);
+    vene_error err = {0};
     int ncpu = bench_cpu_count(), tmax = ncpu >= 2 ? 2 : 1;
 
     int32_t base_ids[SEQ], src_ids[SEQ];

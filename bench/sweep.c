@@ -116,10 +116,8 @@ int main(int argc, char **argv) {
     int loop = argc > 3 && !strcmp(argv[1], "--loop");
     ctx c;
     memset(&c, 0, sizeof c);
-    vene_error err = {0};
-    const char *dir = bench_gpt2_dir();
-    if (vene_model_load(dir, NULL, &c.m, &err)) bench_die("loading the bench model", &err);
-    vene_model_get_info(c.m, &c.info);
+    const char *dir;
+    c.m = bench_load_gpt2(&c.info, &dir);
     const int L = c.info.n_layer, D = c.info.d_model;
     if (D > 1024) bench_die("bench model wider than 1024", NULL);
     bench_fill_ids(c.ids, SEQ, 5, c.info.vocab_size);

@@ -11,20 +11,6 @@
 #include "test_tmp.h"
 #include "vene.h"
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (p) p[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return p;
-}
-
 /* The 16 floats of an {"embeds": [[...]]} input; 0 if malformed. */
 static int embeds16(const cJSON *in, float *v) {
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(in, "embeds");
@@ -81,7 +67,7 @@ static void check_cf_line(const cJSON *ex, int pattern, int block, int index, st
 
 static void check_cf_file(const char *path, int pattern, int block, stats *st) {
     memset(st, 0, sizeof *st);
-    char *text = slurp(path, NULL);
+    char *text = test_read_file(path, NULL);
     CHECK(text != NULL);
     int index = 0, block_mask = 0;
     for (char *save = NULL, *line = text ? strtok_r(text, "\n", &save) : NULL; line;
@@ -126,7 +112,7 @@ static void test_counterfactual_files(void) {
     /* one variable, no subsets: always a source, intervention_id 0 */
     int yz[] = {5, 4};
     CHECK(!write_heq(tpath("yz.jsonl"), 6, 3, 0, 1, yz, 0, 1, 300, &err));
-    char *text = slurp(tpath("yz.jsonl"), NULL);
+    char *text = test_read_file(tpath("yz.jsonl"), NULL);
     int lines = 0, ok = 1;
     for (char *save = NULL, *l = text ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
         cJSON *ex = cJSON_Parse(l);
@@ -146,7 +132,7 @@ static void test_counterfactual_files(void) {
 static void test_factual_file(void) {
     vene_error err = {0};
     CHECK(!write_heq(tpath("f.jsonl"), 20, 4, 0, 0, NULL, 0, 1, 4000, &err));
-    char *text = slurp(tpath("f.jsonl"), NULL);
+    char *text = test_read_file(tpath("f.jsonl"), NULL);
     int lines = 0, bad = 0, ones = 0, pat[4] = {0};
     for (char *save = NULL, *l = text ? strtok_r(text, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save)) {
         cJSON *ex = cJSON_Parse(l);
@@ -175,13 +161,13 @@ static void test_determinism(void) {
     CHECK(!write_heq(tpath("b.jsonl"), 20, 9, 0, 2, v, 1, 4, 500, &err));
     CHECK(!write_heq(tpath("c.jsonl"), 20, 10, 0, 2, v, 1, 4, 500, &err));
     size_t na, nb, nc;
-    char *a = slurp(tpath("a.jsonl"), &na), *b = slurp(tpath("b.jsonl"), &nb), *c = slurp(tpath("c.jsonl"), &nc);
+    char *a = test_read_file(tpath("a.jsonl"), &na), *b = test_read_file(tpath("b.jsonl"), &nb), *c = test_read_file(tpath("c.jsonl"), &nc);
     CHECK(a && b && c && na == nb && na > 0 && !memcmp(a, b, na));
     CHECK(a && c && (na != nc || memcmp(a, c, na)));
     /* example i depends only on (seed, i): a shorter file is a prefix */
     CHECK(!write_heq(tpath("d.jsonl"), 20, 9, 0, 2, v, 1, 4, 100, &err));
     size_t nd;
-    char *d = slurp(tpath("d.jsonl"), &nd);
+    char *d = test_read_file(tpath("d.jsonl"), &nd);
     CHECK(d && a && nd < na && !memcmp(a, d, nd));
     /* and the in-memory example agrees with the file: line 0's labels */
     vene_causal *cm = NULL;
@@ -264,7 +250,7 @@ static void test_encoders_and_atomic_write(void) {
     CHECK_MSG(strstr(err.msg, "example 0") && strstr(err.msg, "input variable A has no features"), "%s", err.msg);
     vene_causal_set_encoder(cm, enc_ids, NULL);
     CHECK_MSG(!vene_causal_write_jsonl(cm, &d, tpath("ids.jsonl"), &err), "%s", err.msg);
-    char *t = slurp(tpath("ids.jsonl"), NULL);
+    char *t = test_read_file(tpath("ids.jsonl"), NULL);
     int lines = 0, ok = 1;
     for (char *save = NULL, *l = t ? strtok_r(t, "\n", &save) : NULL; l; l = strtok_r(NULL, "\n", &save), lines++) {
         int a, b, label;
@@ -278,7 +264,7 @@ static void test_encoders_and_atomic_write(void) {
     int vars[] = {0};
     vene_causal_dataset dc = {.size = 5, .seed = 3, .output = 2, .balanced = 1, .n_vars = 1, .vars = vars};
     CHECK_MSG(!vene_causal_write_jsonl(cm, &dc, tpath("text.jsonl"), &err), "%s", err.msg);
-    t = slurp(tpath("text.jsonl"), NULL);
+    t = test_read_file(tpath("text.jsonl"), NULL);
     cJSON *first = t ? cJSON_Parse(t) : NULL; /* the first line; parsing stops at the newline */
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(first, "base"), "text");
     CHECK(cJSON_IsString(text) && strlen(text->valuestring) == 10 && !strncmp(text->valuestring + 1, " \"plus\"\n", 8));
@@ -286,13 +272,13 @@ static void test_encoders_and_atomic_write(void) {
     cJSON_Delete(first);
     /* failing at the 4th encoded input: error names the example; the old file stays intact */
     size_t n_before;
-    char *before = slurp(tpath("text.jsonl"), &n_before);
+    char *before = test_read_file(tpath("text.jsonl"), &n_before);
     int entries = dir_entries(tmpdir);
     fail_at = 3;
     CHECK(vene_causal_write_jsonl(cm, &dc, tpath("text.jsonl"), &err) == VENE_ERR_FORMAT);
     CHECK_MSG(strstr(err.msg, "text.jsonl: example 1") && strstr(err.msg, "encoder gave up"), "%s", err.msg);
     size_t n_after;
-    char *after = slurp(tpath("text.jsonl"), &n_after);
+    char *after = test_read_file(tpath("text.jsonl"), &n_after);
     CHECK(before && after && n_before == n_after && !memcmp(before, after, n_before));
     CHECK(dir_entries(tmpdir) == entries); /* no temporary file left */
     free(before);

@@ -9,20 +9,6 @@
 #include "test_tmp.h"
 #include "vene.h"
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) b[0] = '\0';
-    if (b) b[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static void test_split(void) {
     int N = facts_n_countries(), differ = 0;
     CHECK(N == 60);
@@ -65,11 +51,11 @@ static void test_files(const char *dir) {
     int32_t eos = vene_token_id(tok, FACTS_EOS);
     CHECK(vene_token_id(tok, FACTS_UNK) == 0 && eos == 1);
     snprintf(path, sizeof path, "%s/corpus.txt", dir);
-    char *corpus = slurp(path, NULL);
+    char *corpus = test_read_file(path, NULL);
     int n_lines[2] = {0, 0}, bad = 0, n_unk = 0;
     for (int held = 0; held < 2 && corpus; held++) {
         snprintf(path, sizeof path, "%s/%s.jsonl", dir, held ? "eval" : "train");
-        char *jl = slurp(path, NULL), *save = NULL;
+        char *jl = test_read_file(path, NULL), *save = NULL;
         for (char *line = jl ? strtok_r(jl, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
             cJSON *j = cJSON_Parse(line);
             const cJSON *ids = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "base"), "ids");
@@ -107,7 +93,7 @@ static void test_files(const char *dir) {
     int lines[2] = {0, 0}, wrong = 0, src_seen[2][64] = {{0}};
     for (int ev = 0; ev < 2; ev++) {
         snprintf(path, sizeof path, "%s/das_country_%s.jsonl", dir, ev ? "eval" : "train");
-        char *jl = slurp(path, NULL), *save = NULL;
+        char *jl = test_read_file(path, NULL), *save = NULL;
         for (char *line = jl ? strtok_r(jl, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
             cJSON *j = cJSON_Parse(line);
             const cJSON *src = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "sources"), 0), "ids");
@@ -137,7 +123,7 @@ static void test_files(const char *dir) {
         {"das_continent_train", 512}, {"das_continent_eval", 192}, {"iit_train", 480 * 9}, {"iit_eval", 60 * 6}};
     for (int i = 0; i < 4; i++) {
         snprintf(path, sizeof path, "%s/%s.jsonl", dir, counts[i].file);
-        char *jl = slurp(path, NULL);
+        char *jl = test_read_file(path, NULL);
         int n = 0, off = 0;
         const int32_t eu = vene_token_id(tok, "Europe"), as = vene_token_id(tok, "Asia");
         for (char *p = jl; p && *p; p++) n += *p == '\n';
@@ -154,7 +140,7 @@ static void test_files(const char *dir) {
 
 static int same_file(const char *a, const char *b) {
     size_t la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    char *x = test_read_file(a, &la), *y = test_read_file(b, &lb);
     int same = x && y && la == lb && !memcmp(x, y, la);
     free(x), free(y);
     return same;

@@ -116,23 +116,9 @@ static int run_call(vene_intervenable *iv, const tcase *c, outputs *o, vene_erro
     return VENE_OK;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    size_t got = fread(p, 1, (size_t)n, f);
-    fclose(f);
-    p[got] = 0;
-    if (len) *len = got;
-    return p;
-}
-
 static int files_equal(const char *a, const char *b) {
     size_t na = 0, nb = 0;
-    char *pa = slurp(a, &na), *pb = slurp(b, &nb);
+    char *pa = test_read_file(a, &na), *pb = test_read_file(b, &nb);
     int eq = pa && pb && na == nb && memcmp(pa, pb, na) == 0;
     free(pa);
     free(pb);
@@ -278,7 +264,7 @@ static const tcase CASES[] = {
 static void check_config(const tcase *c, const char *dir, const vene_intervenable *iv) {
     char p[512];
     snprintf(p, sizeof p, "%s/config.json", dir);
-    char *text = slurp(p, NULL);
+    char *text = test_read_file(p, NULL);
     cJSON *j = text ? cJSON_Parse(text) : NULL;
     free(text);
     CHECK_MSG(cJSON_IsObject(j), "%s: config.json parses", c->name);
@@ -474,7 +460,7 @@ static void test_callback_roundtrip(void) {
     snprintf(dir, sizeof dir, "%s/callback", TMP);
     CHECK_MSG(vene_intervenable_save(a, dir, &err) == VENE_OK, "%s", err.msg);
     snprintf(p, sizeof p, "%s/config.json", dir);
-    char *text = slurp(p, NULL);
+    char *text = test_read_file(p, NULL);
     CHECK(text && strstr(text, "<class 'pyvene.models.interventions.LambdaIntervention'>"));
     free(text);
     int left;
@@ -622,7 +608,7 @@ static void test_errors(void) {
     snprintf(dir, sizeof dir, "%s/legacy", TMP);
     save_case(lr, dir);
     snprintf(p, sizeof p, "%s/config.json", dir);
-    char *text = slurp(p, NULL);
+    char *text = test_read_file(p, NULL);
     cJSON *j = cJSON_Parse(text);
     free(text);
     cJSON_ReplaceItemInObject(j, "sorted_keys", cJSON_CreateStringArray((const char *[]){"layer.2.comp.block_output.unit.pos.nunit.1#0"}, 1));

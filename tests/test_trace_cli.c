@@ -35,23 +35,9 @@ static int sh(const char *fmt, ...) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = '\0';
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 /* The CSV value of (grid, row, layer), NAN when absent. */
 static double csv_value(const char *path, const char *grid, int row, int layer) {
-    char *text = slurp(path, NULL), *save = NULL;
+    char *text = test_read_file(path, NULL), *save = NULL;
     double v = NAN;
     for (char *line = text ? strtok_r(text, "\n", &save) : NULL; line; line = strtok_r(NULL, "\n", &save)) {
         char g[64];
@@ -147,7 +133,7 @@ static int close_rel(double got, double want) { return fabs(got - want) <= TOL *
 static void test_trace(void) {
     CHECK(sh("'%s' trace %s --prompt '%s' --subject 'The Space Needle' --answer Seattle --samples 2 --window 2 "
              "--out '%s' --quiet 2>/dev/null", vene_bin, MODEL, PROMPT, tpath("t")) == 0);
-    char *js = slurp(tpath("t.json"), NULL);
+    char *js = test_read_file(tpath("t.json"), NULL);
     cJSON *j = cJSON_Parse(js ? js : "");
     free(js);
     CHECK(j != NULL);
@@ -295,7 +281,7 @@ static void test_prompts(void) {
         ok &= fabs(csv_value(tpath("m.csv"), "block", 5, l) - last) <= 1e-7 * fabs(last);
     }
     CHECK_MSG(ok, "category means of two prompts differ from their single traces");
-    char *js = slurp(tpath("m.json"), NULL);
+    char *js = test_read_file(tpath("m.json"), NULL);
     CHECK(js && strstr(js, "\"last token\"") && strstr(js, "\"prompts\":\t2"));
     free(js);
 }
@@ -317,7 +303,7 @@ static uint32_t crc_bits(const unsigned char *p, size_t n) {
 /* A valid 8-bit RGB PNG whose pixels include the colour ink; returns 1 when all holds. */
 static int check_png(const char *path, const unsigned char ink[3], int *w_out, int *h_out) {
     size_t n = 0;
-    unsigned char *b = (unsigned char *)slurp(path, &n);
+    unsigned char *b = (unsigned char *)test_read_file(path, &n);
     static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     int ok = b && n > 8 && !memcmp(b, sig, 8), w = 0, h = 0, chunks = 0, ended = 0;
     unsigned char *idat = NULL;
@@ -369,7 +355,7 @@ static void test_heatmaps(void) {
     CHECK_MSG(check_png(tpath("t_block.png"), purple, &w, &h), "t_block.png");
     CHECK(w > 4 * 30 && h > 7 * 22); /* 4 layers x 7 tokens of cells, plus labels */
     CHECK_MSG(check_png(tpath("t_attn.png"), red, &w, &h), "t_attn.png");
-    char *svg = slurp(tpath("t_block.svg"), NULL);
+    char *svg = test_read_file(tpath("t_block.svg"), NULL);
     CHECK(svg && !strncmp(svg, "<?xml", 5) && strstr(svg, "<svg ") && strstr(svg, "</svg>"));
     if (svg) {
         CHECK(count(svg, "<text") == count(svg, "</text>") && count(svg, "<rect") >= 28 + 2);
@@ -381,14 +367,14 @@ static void test_heatmaps(void) {
     /* the terminal: shaded blocks when stdout is not a terminal, one line per token */
     CHECK(sh("'%s' trace %s --prompt '%s' --subject 'The Space Needle' --answer Seattle --samples 1 --window 2 "
              "--kinds mlp --out '%s' > '%s' 2>/dev/null", vene_bin, MODEL, PROMPT, tpath("q"), tpath("term.txt")) == 0);
-    char *term = slurp(tpath("term.txt"), NULL);
+    char *term = test_read_file(tpath("term.txt"), NULL);
     CHECK(term && strstr(term, "MLP output restored") && strstr(term, "    The* ") && strstr(term, " downtown ") &&
           (strstr(term, "\u2588") || strstr(term, "\u2593")) && !strchr(term, '\x1b'));
     free(term);
     /* labels with XML's special characters are escaped */
     CHECK(sh("'%s' trace %s --prompt 'a<b & c> \"d\" is' --subject '<b' --answer x --samples 1 --kinds block --out '%s' "
              "--quiet 2>/dev/null", vene_bin, MODEL, tpath("x")) == 0);
-    svg = slurp(tpath("x_block.svg"), NULL);
+    svg = test_read_file(tpath("x_block.svg"), NULL);
     CHECK(svg && strstr(svg, ">&lt;*<") && strstr(svg, ">&gt;<") && strstr(svg, "> &amp;<") && strstr(svg, "> &quot;<") &&
           count(svg, "<") == count(svg, ">"));
     free(svg);
@@ -405,7 +391,7 @@ static void expect_error(const char *needle, const char *fmt, ...) {
     va_end(ap);
     remove(tpath("e.csv"));
     int rc = sh("'%s' %s --out '%s' > /dev/null 2> '%s'", vene_bin, args, tpath("e"), tpath("err.txt"));
-    char *e = slurp(tpath("err.txt"), NULL);
+    char *e = test_read_file(tpath("err.txt"), NULL);
     FILE *f = fopen(tpath("e.csv"), "r");
     CHECK_MSG(rc == 1 && e && !strncmp(e, "vene: ", 6) && strstr(e, needle) && count(e, "\n") == 1 && !f,
               "%s: exit %d, stderr %s", args, rc, e ? e : "(none)");

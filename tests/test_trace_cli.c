@@ -16,6 +16,13 @@
 #include "test_tmp.h"
 #include "vene.h"
 
+/* Writes text to a file of the temporary folder; returns its path. */
+static const char *put_text(const char *name, const char *text) {
+    FILE *f = fopen(tpath(name), "w");
+    if (f) fputs(text, f), fclose(f);
+    return tpath(name);
+}
+
 #define MODEL "fixtures/models/gpt2-tiny"
 #define PROMPT "The Space Needle is in downtown"
 #define TOL 1e-5
@@ -93,10 +100,7 @@ static int run_cell(const int32_t *base, const int32_t *source, int S, const cha
              "\"base\": %s, \"sources\": [%s], \"unit_locations\": {\"sources->base\": [[%s], [%s]]}, \"run\": \"forward\", "
              "\"outputs\": [\"intervened.logits\"]}", model_abs, reps,
              noisy ? "{\"0.noise\": \"noise\", \"0.noise_level\": \"level\"}" : "{}", bj, srcs, src, dst);
-    FILE *f = fopen(tpath("cell.json"), "w");
-    if (!f) return 1;
-    fputs(exp, f);
-    fclose(f);
+    put_text("cell.json", exp);
     remove(tpath("inputs.safetensors"));
     if (noisy) { /* the trace's noise: numpy RandomState(1 + sample) normals */
         double *nz = malloc(sizeof(double) * (size_t)n_subj * D);
@@ -410,22 +414,18 @@ static void test_errors(void) {
     expect_error("expected --prompt", "trace %s --prompt 'The cat'", m);
     expect_error(":2: missing string \"answer\"", "trace %s --prompts '%s'", m, tpath("bad.jsonl"));
     expect_error("config.json", "trace %s/nothing --prompt 'The cat' --subject cat --answer x", tmpdir);
-    FILE *f = fopen(tpath("e1.json"), "w");
-    fputs("{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"layer\": 1}", f);
-    fclose(f);
-    expect_error("unknown key \"layer\"", "patch %s --experiment '%s'", m, tpath("e1.json"));
-    f = fopen(tpath("e2.json"), "w");
-    fputs("{\"base\": \"The cat\", \"source\": \"The big dog\", \"answer\": \" x\", \"contrast\": \" y\"}", f);
-    fclose(f);
-    expect_error("must match", "patch %s --experiment '%s'", m, tpath("e2.json"));
-    f = fopen(tpath("e3.json"), "w");
-    fputs("{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"components\": [\"blok_output\"]}", f);
-    fclose(f);
-    expect_error("blok_output", "patch %s --experiment '%s'", m, tpath("e3.json"));
-    f = fopen(tpath("e4.json"), "w");
-    fputs("{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\"}", f);
-    fclose(f);
-    expect_error("needs \"contrast\"", "patch %s --experiment '%s'", m, tpath("e4.json"));
+    expect_error("unknown key \"layer\"", "patch %s --experiment '%s'", m,
+                 put_text("e1.json",
+                          "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"layer\": 1}"));
+    expect_error("must match", "patch %s --experiment '%s'", m,
+                 put_text("e2.json",
+                          "{\"base\": \"The cat\", \"source\": \"The big dog\", \"answer\": \" x\", \"contrast\": \" y\"}"));
+    expect_error("blok_output", "patch %s --experiment '%s'", m,
+                 put_text("e3.json",
+                          "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"components\": [\"blok_output\"]}"));
+    expect_error("needs \"contrast\"", "patch %s --experiment '%s'", m,
+                 put_text("e4.json",
+                          "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\"}"));
     expect_error("--experiment", "patch %s", m);
 }
 
@@ -440,9 +440,8 @@ int main(void) {
         fprintf(stderr, "setup failed\n");
         return 1;
     }
-    FILE *f = fopen(tpath("bad.jsonl"), "w");
-    fputs("{\"prompt\": \"The cat\", \"subject\": \"cat\", \"answer\": \"x\"}\n{\"prompt\": \"The cat\", \"subject\": \"cat\"}\n", f);
-    fclose(f);
+    put_text("bad.jsonl",
+             "{\"prompt\": \"The cat\", \"subject\": \"cat\", \"answer\": \"x\"}\n{\"prompt\": \"The cat\", \"subject\": \"cat\"}\n");
     if (sh("'%s' trace --help | grep -q -- --max-memory && '%s' patch --help | grep -q -- --experiment && "
            "'%s' --help | grep -q '^  trace ' && '%s' --help | grep -q '^  patch '", vene_bin, vene_bin, vene_bin, vene_bin))
         CHECK_MSG(0, "help texts");

@@ -48,9 +48,8 @@ typedef struct printer {
     size_t n_prompt, n_seq, prompt_len, printed;
 } printer;
 
-/* decode(prompt + ids) past the prompt's text (malloc'd, or NULL); *len its bytes. */
-static char *continuation_text(const printer *pr, const int32_t *ids, size_t n, size_t *len) {
-    memcpy(pr->seq + pr->n_prompt, ids, sizeof(int32_t) * n);
+/* decode(seq[0 .. n_prompt + n)) past the prompt's text (malloc'd, or NULL); *len its bytes. */
+static char *continuation_text(const printer *pr, size_t n, size_t *len) {
     char *text = NULL;
     size_t all = 0;
     *len = 0;
@@ -97,7 +96,7 @@ static int on_token(void *user, const vene_token_event *ev, vene_error *err) {
         if (ev->row != 0 || pr->n_seq >= pr->n_prompt + (size_t)pr->cap) return VENE_OK;
         pr->seq[pr->n_seq++] = ev->token;
         size_t len = 0;
-        char *text = continuation_text(pr, pr->seq + pr->n_prompt, pr->n_seq - pr->n_prompt, &len);
+        char *text = continuation_text(pr, pr->n_seq - pr->n_prompt, &len);
         if (text && len > pr->printed) fwrite(text + pr->printed, 1, len - pr->printed, stdout), pr->printed = len;
         free(text);
     } else if (ev->which == 0) {
@@ -157,7 +156,8 @@ static int number_option(int argc, char **argv, int *i, vene_gen_params *p, int 
 static void print_texts(const printer *pr, const char *prompt) {
     for (int w = 0; w < 2; w++) {
         size_t len = 0;
-        char *text = continuation_text(pr, pr->ids[w], (size_t)pr->n[w], &len);
+        memcpy(pr->seq + pr->n_prompt, pr->ids[w], sizeof(int32_t) * (size_t)pr->n[w]);
+        char *text = continuation_text(pr, (size_t)pr->n[w], &len);
         printf("%-12s%s%s\n", w ? "intervened:" : "original:", prompt, text ? text : "");
         free(text);
     }

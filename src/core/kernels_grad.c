@@ -1,5 +1,7 @@
 #include "core/kernels_grad.h"
 
+#include "core/kernels_rows.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -102,63 +104,25 @@ void vk_embed_backward(const float *dy, const int32_t *ids, float *dtable, int n
     }
 }
 
+/* The full attention backward is the row-restricted one with every row kept. */
 void vk_attn_values_backward(const float *dout, int ldo, const float *probs, const float *v, int ldv, float *dprobs,
                              float *dv, int lddv, int B, int S, int n_head, int n_kv, int hd) {
-    int group = n_head / n_kv;
-    /* the heads of one kv group add into the same dv rows: one thread per (example, group) */
-#pragma omp parallel for collapse(2) schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
-    for (int b = 0; b < B; b++)
-        for (int kv = 0; kv < n_kv; kv++) {
-            const float *vb = v + (int64_t)b * S * ldv + (int64_t)kv * hd;
-            float *dvb = dv ? dv + (int64_t)b * S * lddv + (int64_t)kv * hd : NULL;
-            for (int h = kv * group; h < (kv + 1) * group; h++) {
-                const float *P = probs + ((int64_t)b * n_head + h) * S * S;
-                const float *go = dout + (int64_t)b * S * ldo + (int64_t)h * hd;
-                if (dprobs)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, hd, 1.0f, go, ldo, vb, ldv, 1.0f,
-                                dprobs + ((int64_t)b * n_head + h) * S * S, S);
-                if (dvb)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, S, hd, S, 1.0f, P, S, go, ldo, 1.0f, dvb, lddv);
-            }
-        }
+    int first[B > 0 ? B : 1], start[B + 1];
+    vk_rows r;
+    memset(first, 0, sizeof first);
+    vk_rows_init(&r, B, S, first, start);
+    vk_attn_rows_values_backward(&r, dout, ldo, probs, v, ldv, dprobs, dv, lddv, n_head, n_kv, hd);
 }
 
 void vk_attn_scores_backward(const float *dprobs, const float *probs, const float *q, int ldq, const float *k,
                              int ldk, float *dq, int lddq, float *dk, int lddk, int B, int S, int n_head, int n_kv,
                              int hd, float scale_div, int window) {
-    int group = n_head / n_kv;
-    float inv = 1.0f / scale_div;
-#pragma omp parallel for schedule(static) if ((int64_t)B * n_head * S * S * hd > (1 << 21))
-    for (int b = 0; b < B; b++) {
-        float ds[S > 0 ? S : 1];
-        for (int h = 0; h < n_head; h++) {
-            const float *P = probs + ((int64_t)b * n_head + h) * S * S;
-            const float *G = dprobs + ((int64_t)b * n_head + h) * S * S;
-            int64_t koff = (int64_t)(h / group) * hd;
-            for (int i = 0; i < S; i++) {
-                const float *p = P + (int64_t)i * S, *g = G + (int64_t)i * S;
-                double dot = 0;
-                for (int j = 0; j < S; j++) dot += (double)p[j] * g[j];
-                for (int j = 0; j < S; j++) {
-                    int allowed = j <= i && (window <= 0 || i - j < window);
-                    ds[j] = allowed ? p[j] * (g[j] - (float)dot) * inv : 0.0f;
-                }
-                /* dq_i += sum_j ds_j k_j ;  dk_j += ds_j q_i */
-                float *dqi = dq ? dq + ((int64_t)b * S + i) * lddq + (int64_t)h * hd : NULL;
-                const float *qi = q + ((int64_t)b * S + i) * ldq + (int64_t)h * hd;
-                for (int j = 0; j <= i; j++) {
-                    if (ds[j] == 0.0f) continue;
-                    const float *kj = k + ((int64_t)b * S + j) * ldk + koff;
-                    if (dqi)
-                        for (int d = 0; d < hd; d++) dqi[d] += ds[j] * kj[d];
-                    if (dk) {
-                        float *dkj = dk + ((int64_t)b * S + j) * lddk + koff;
-                        for (int d = 0; d < hd; d++) dkj[d] += ds[j] * qi[d];
-                    }
-                }
-            }
-        }
-    }
+    int first[B > 0 ? B : 1], start[B + 1];
+    vk_rows r;
+    memset(first, 0, sizeof first);
+    vk_rows_init(&r, B, S, first, start);
+    vk_attn_rows_scores_backward(&r, dprobs, probs, q, ldq, k, ldk, dq, lddq, dk, lddk, n_head, n_kv, hd, scale_div,
+                                 window);
 }
 
 void vk_acc(const float *dy, float *dx, int64_t n) {

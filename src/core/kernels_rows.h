@@ -39,6 +39,16 @@ void vk_rows_gather(const vk_rows *r, const float *full, int ldf, int W, float *
 /* full[B*S x W] = compact at the kept rows, zero at the others. */
 void vk_rows_scatter(const vk_rows *r, const float *compact, int W, float *full);
 
+/* vk_attn_rows_backward's two halves, so hooks can fire on dprobs between them (the full
+ * backward's vk_attn_values_backward / vk_attn_scores_backward are these with every row
+ * kept). Both accumulate; dprobs is n_head * rows kept * S (example b's head h at row
+ * n_head * start[b] + h * (S - first[b])). dprobs, dv, dq or dk may be NULL (not wanted). */
+void vk_attn_rows_values_backward(const vk_rows *r, const float *dout, int ldo, const float *probs, const float *v,
+                                  int ldv, float *dprobs, float *dv, int lddv, int n_head, int n_kv, int hd);
+void vk_attn_rows_scores_backward(const vk_rows *r, const float *dprobs, const float *probs_sm, const float *q, int ldq,
+                                  const float *k, int ldk, float *dq, int lddq, float *dk, int lddk, int n_head,
+                                  int n_kv, int hd, float scale_div, int window);
+
 /* Attention backward for the kept query rows (GPT-2's and GPT-Neo's masking: query i sees
  * keys j <= i, within `window` when > 0), values and scores in one call:
  *   out = probs @ v, probs = softmax(mask(q k^T / scale_div)).
@@ -47,7 +57,7 @@ void vk_rows_scatter(const vk_rows *r, const float *compact, int W, float *full)
  * forward's B x n_head x S x S; q, k, v are the forward's full B*S-row buffers. Writes
  * (accumulates) dq, dk, dv in compact rows: dq of the kept queries, dk / dv of the kept
  * keys (the gradients of earlier keys are exactly what the restriction drops). dprobs:
- * scratch of n_head * rows-kept * S floats. Heads of one kv group share k and v (GQA). */
+ * scratch of n_head * rows-kept * S floats (zeroed here). Heads of one kv group share k and v (GQA). */
 void vk_attn_rows_backward(const vk_rows *r, const float *dout, int ldo, const float *probs, const float *probs_sm,
                            const float *q, int ldq, const float *k, int ldk, const float *v, int ldv, float *dprobs,
                            float *dq, int lddq, float *dk, int lddk, float *dv, int lddv, int n_head, int n_kv,

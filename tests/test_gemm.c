@@ -63,8 +63,8 @@ static void check_shape(int nt, int M, int K, int N, int with_bias) {
 }
 
 /* The same product with one and with two threads (the columns split differently). */
-static void check_threads(int nt) {
-    const int M = 37, K = 300, N = 1000;
+static void check_threads(int nt, int M) {
+    const int K = 300, N = 1000;
     float *x = rnd((size_t)M * K, 5, 1.0f), *W = rnd((size_t)K * N, 6, 0.1f), *b = rnd((size_t)N, 7, 1.0f);
     float *a = malloc(sizeof(float) * (size_t)M * N), *c = malloc(sizeof(float) * (size_t)M * N);
     const int saved = omp_get_max_threads();
@@ -75,22 +75,22 @@ static void check_threads(int nt) {
     if (nt) vk_gemm_nt(x, K, W, K, b, c, N, M, K, N);
     else vk_gemm_nn(x, K, W, N, b, c, N, M, K, N);
     omp_set_num_threads(saved);
-    CHECK_MSG(!memcmp(a, c, sizeof(float) * (size_t)M * N), "%s: one and two threads differ", nt ? "nt" : "nn");
+    CHECK_MSG(!memcmp(a, c, sizeof(float) * (size_t)M * N), "%s, %d rows: one and two threads differ", nt ? "nt" : "nn", M);
     free(x), free(W), free(b), free(a), free(c);
 }
 
 int main(void) {
-    /* rows around the tile heights (1..4, 4 x 24 tiles), columns around the panel widths
+    /* rows around the tile heights (1..4, 4 x 24 tiles) and the paths (1-2 streamed rows,
+     * 3-15 streamed tiles, 16 and more packed; 70's last five rows are a streamed call), columns around the panel widths
      * (8, 24, 64, the tail below 8), depths around the 8-wide steps and the 256-deep slices */
-    static const int Ms[] = {1, 2, 3, 4, 5, 7, 16, 70};
+    static const int Ms[] = {1, 2, 3, 4, 5, 7, 13, 16, 70};
     static const int Ks[] = {1, 7, 8, 64, 257, 600};
     static const int Ns[] = {1, 5, 8, 23, 24, 67, 200, 389};
     for (int nt = 0; nt < 2; nt++)
         for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
             for (size_t b = 0; b < sizeof Ks / sizeof *Ks; b++)
                 for (size_t c = 0; c < sizeof Ns / sizeof *Ns; c++) check_shape(nt, Ms[a], Ks[b], Ns[c], (a + c) % 2);
-    check_threads(0);
-    check_threads(1);
+    for (int nt = 0; nt < 2; nt++) check_threads(nt, 37), check_threads(nt, 8);
     printf("vector kernels %s on this CPU\n", vk_gemm_vectorized() ? "used" : "not available (portable path only)");
     TEST_MAIN_END();
 }

@@ -23,6 +23,14 @@
 #define KC_T 256 /* nt: a slice of 256 steps of 192 weight rows */
 #define NC_T 192
 #define NR_RUN 4096 /* 16 KB of partial sums per row of x, in L1 */
+/* nn with 3 .. SMALL_NN - 1 rows (batched decoding, short prompts): the tiles read the
+ * weights where they lie, KB_S rows per pass, with the lines PF_S floats ahead requested
+ * while a panel computes. Copying a slice first (the blocked path) costs as much as the
+ * arithmetic at so few rows: 12 layers' products at 4 rows took 44-55 ms packed and 26
+ * streamed, at 8 rows 59-61 and 35-37 (2 threads); at 16 the two were equal. */
+#define SMALL_NN 16
+#define KB_S 16
+#define PF_S 96
 
 static int64_t at(int64_t i, int ld) { return i * (int64_t)ld; }
 
@@ -277,6 +285,35 @@ static VK_AVX2 void nn_rows_avx2(const float *x, const float *W, int ldw, const 
     }
 }
 
+/* nn, 3 .. SMALL_NN - 1 rows: pass after pass of KB_S weight rows, panel by panel from left
+ * to right, the 4 x 24 tiles reading the weight rows in place (stride ldw). Each pass
+ * reads KB_S rows front to back; the lines PF_S floats ahead of the panel (or, near the
+ * end, the next pass's first) are requested while it computes. Partial sums go through
+ * out between passes, as in the blocked path: the same chain per element. */
+static VK_AVX2 void nn_stream_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
+                                   int M, int K, int j0, int j8) {
+    for (int k0 = 0; k0 < K; k0 += KB_S) {
+        const int kk = K - k0 < KB_S ? K - k0 : KB_S, first = k0 == 0, last = k0 + kk == K;
+        const int nk0 = k0 + kk, nkk = K - nk0 < KB_S ? K - nk0 : KB_S;
+        const float *Wk = W + at(k0, ldw);
+        for (int j = j0; j < j8;) {
+            const int nv = nn_panel_nv(j8 - j, 3);
+            const int ahead = j + PF_S < j8, pj = ahead ? j + PF_S : j0 + (j + PF_S - j8);
+            const float *pw = ahead ? Wk : W + at(nk0, ldw);
+            for (int r = 0; r < (ahead ? kk : nk0 < K ? nkk : 0); r++) {
+                _mm_prefetch((const char *)(pw + at(r, ldw) + pj), _MM_HINT_T0);
+                _mm_prefetch((const char *)(pw + at(r, ldw) + pj + 16), _MM_HINT_T0);
+            }
+            for (int t = 0; t < M; t += 4) {
+                const int mr = M - t < 4 ? M - t : 4;
+                nn_tile_any(mr, nv, x + at(t, K) + at(k0, mr), Wk + j, ldw, bias ? bias + j : NULL,
+                            out + at(t, ldo) + j, ldo, kk, first, last);
+            }
+            j += 8 * nv;
+        }
+    }
+}
+
 /* Columns [j0, j1) of out, all M rows; x arrives packed by pack_x (ldx unused). A slice of
  * the thread's weight columns is copied into panel order first (nn: weight rows read front
  * to back in runs of NC floats; nt: runs of KC_T floats of each weight row, transposed), and
@@ -287,9 +324,11 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
     const int mr_main = nn_mr(M), nv_main = M <= 4 ? wide_nv[M] : 3;
     const int j8 = j0 + ((j1 - j0) & ~7), kc = trans ? KC_T : KC, nc = trans ? NC_T : NC;
     _Alignas(32) float wpack[NC * KC];
+    const int packed = M > 2 && (trans || M >= SMALL_NN);
     if (M <= 2) (trans ? nt_rows_avx2 : nn_rows_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8);
+    else if (!packed) nn_stream_avx2(x, W, ldw, bias, out, ldo, M, K, j0, j8);
     /* BLIS's order: a weight slice is copied once per call; blocks of x pass over it */
-    for (int c0 = j0; c0 < j8 && M > 2; c0 += nc) {
+    for (int c0 = j0; c0 < j8 && packed; c0 += nc) {
         const int c1 = j8 - c0 < nc ? j8 : c0 + nc;
         for (int k0 = 0; k0 < K; k0 += kc) {
             const int kk = K - k0 < kc ? K - k0 : kc, first = k0 == 0, last = k0 + kk == K;

@@ -104,8 +104,8 @@ VK_TILE void nn_tile(const int mr, const int nv, const float *x, const float *W,
         nn_tile(MR, NV, x, W, ldw, bias, out, ldo, kc, first, last);                                    \
         break;
 
-static VK_AVX2 void nn_tile_any(int mr, int nv, const float *x, const float *W, int ldw, const float *bias,
-                                float *out, int ldo, int kc, int first, int last) {
+VK_TILE void nn_tile_any(int mr, int nv, const float *x, const float *W, int ldw, const float *bias,
+                        float *out, int ldo, int kc, int first, int last) {
     switch (mr * 16 + nv) {
         NN_CASE(1, 1) NN_CASE(1, 2) NN_CASE(1, 3) NN_CASE(1, 8) NN_CASE(2, 1) NN_CASE(2, 2) NN_CASE(2, 3)
         NN_CASE(2, 4) NN_CASE(3, 1) NN_CASE(3, 2) NN_CASE(3, 3) NN_CASE(3, 4) NN_CASE(4, 1) NN_CASE(4, 2)

@@ -14,5 +14,9 @@ typedef struct vene_strbuf {
 } vene_strbuf;
 
 void vene_strbuf_printf(vene_strbuf *b, const char *fmt, ...) VENE_PRINTF(2, 3);
+/* Append len bytes of s (which need not be terminated); p stays NUL-terminated. */
+void vene_strbuf_put(vene_strbuf *b, const char *s, size_t len);
+/* Append the string s. */
+void vene_strbuf_str(vene_strbuf *b, const char *s);
 
 #endif

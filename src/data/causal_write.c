@@ -12,70 +12,45 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/strbuf.h"
 #include "data/causal.h"
 
 /* ---------------------------------------------------------------- text buffer */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t len) {
-    if (b->oom) return;
-    if (b->n + len + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_int(sbuf *b, long long v) {
+static void sb_int(vene_strbuf *b, long long v) {
     char t[32];
     snprintf(t, sizeof t, "%lld", v);
-    sb_str(b, t);
+    vene_strbuf_str(b, t);
 }
 
 /* The shortest decimal that reads back as the same float32 ("0.37", not "0.370000005"). */
-static void sb_float(sbuf *b, float f) {
+static void sb_float(vene_strbuf *b, float f) {
     char t[32];
     for (int p = 1; p <= 9; p++) {
         snprintf(t, sizeof t, "%.*g", p, (double)f);
         if (strtof(t, NULL) == f) break;
     }
-    sb_str(b, t);
+    vene_strbuf_str(b, t);
 }
 
-static void sb_json_string(sbuf *b, const char *s) {
-    sb_str(b, "\"");
+static void sb_json_string(vene_strbuf *b, const char *s) {
+    vene_strbuf_str(b, "\"");
     for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
         char t[8];
         if (*c == '"' || *c == '\\') {
             t[0] = '\\';
             t[1] = (char)*c;
-            sb_put(b, t, 2);
+            vene_strbuf_put(b, t, 2);
         } else if (*c == '\n' || *c == '\t' || *c == '\r') {
-            sb_str(b, *c == '\n' ? "\\n" : *c == '\t' ? "\\t" : "\\r");
+            vene_strbuf_str(b, *c == '\n' ? "\\n" : *c == '\t' ? "\\t" : "\\r");
         } else if (*c < 0x20) {
             snprintf(t, sizeof t, "\\u%04x", *c);
-            sb_str(b, t);
+            vene_strbuf_str(b, t);
         } else {
-            sb_put(b, (const char *)c, 1);
+            vene_strbuf_put(b, (const char *)c, 1);
         }
     }
-    sb_str(b, "\"");
+    vene_strbuf_str(b, "\"");
 }
 
 /* ---------------------------------------------------------------- input builder */
@@ -90,7 +65,7 @@ struct vene_causal_input {
     int32_t *ids;
     int n_ids;
     size_t cap_ids;
-    sbuf text;
+    vene_strbuf text;
 };
 
 static int set_kind(vene_causal_input *in, int kind, vene_error *err) {
@@ -149,7 +124,7 @@ int vene_causal_input_text(vene_causal_input *in, const char *text, vene_error *
     if (!in || !text) return vene_errorf(err, VENE_ERR_ARG, "encoder: text missing");
     int rc = set_kind(in, IN_TEXT, err);
     if (rc) return rc;
-    sb_str(&in->text, text);
+    vene_strbuf_str(&in->text, text);
     return in->text.oom ? vene_errorf(err, VENE_ERR_MEMORY, "encoder: out of memory") : VENE_OK;
 }
 
@@ -219,7 +194,7 @@ static int default_encode(const vene_causal *cm, const int *setting, vene_causal
 }
 
 /* Encode one setting and append the INPUT object to b. */
-static int encode(const vene_causal *cm, const int *setting, vene_causal_input *in, sbuf *b, vene_error *err) {
+static int encode(const vene_causal *cm, const int *setting, vene_causal_input *in, vene_strbuf *b, vene_error *err) {
     in->kind = IN_NONE;
     in->rows = in->n_ids = 0;
     in->text.n = 0;
@@ -227,27 +202,27 @@ static int encode(const vene_causal *cm, const int *setting, vene_causal_input *
     int rc = cm->enc ? cm->enc(cm->enc_user, cm, setting, in, err) : default_encode(cm, setting, in, err);
     if (rc) return rc;
     if (in->kind == IN_EMBEDS) {
-        sb_str(b, "{\"embeds\": [");
+        vene_strbuf_str(b, "{\"embeds\": [");
         for (int r = 0; r < in->rows; r++) {
-            sb_str(b, r ? ", [" : "[");
+            vene_strbuf_str(b, r ? ", [" : "[");
             for (int c = 0; c < in->dim; c++) {
-                if (c) sb_str(b, ", ");
+                if (c) vene_strbuf_str(b, ", ");
                 sb_float(b, in->embeds[(size_t)r * (size_t)in->dim + (size_t)c]);
             }
-            sb_str(b, "]");
+            vene_strbuf_str(b, "]");
         }
-        sb_str(b, "]}");
+        vene_strbuf_str(b, "]}");
     } else if (in->kind == IN_IDS) {
-        sb_str(b, "{\"ids\": [");
+        vene_strbuf_str(b, "{\"ids\": [");
         for (int i = 0; i < in->n_ids; i++) {
-            if (i) sb_str(b, ", ");
+            if (i) vene_strbuf_str(b, ", ");
             sb_int(b, in->ids[i]);
         }
-        sb_str(b, "]}");
+        vene_strbuf_str(b, "]}");
     } else if (in->kind == IN_TEXT) {
-        sb_str(b, "{\"text\": ");
+        vene_strbuf_str(b, "{\"text\": ");
         sb_json_string(b, in->text.p ? in->text.p : "");
-        sb_str(b, "}");
+        vene_strbuf_str(b, "}");
     } else {
         return vene_errorf(err, VENE_ERR_STATE, "encoder produced nothing");
     }
@@ -355,30 +330,30 @@ int vene_causal_sample_example(vene_causal *cm, const vene_causal_dataset *d, in
 /* ---------------------------------------------------------------- JSONL */
 
 static int format_example(const vene_causal *cm, const vene_causal_dataset *d, const vene_causal_example *ex,
-                          vene_causal_input *in, sbuf *b, vene_error *err) {
+                          vene_causal_input *in, vene_strbuf *b, vene_error *err) {
     b->n = 0;
-    sb_str(b, "{\"base\": ");
+    vene_strbuf_str(b, "{\"base\": ");
     int rc = encode(cm, ex->base, in, b, err);
     if (!rc && d->n_vars > 0) {
-        sb_str(b, ", \"sources\": [");
+        vene_strbuf_str(b, ", \"sources\": [");
         for (int i = 0; i < d->n_vars && !rc; i++) {
             const int *row = ex->sources + (size_t)i * (size_t)cm->n;
-            if (i) sb_str(b, ", ");
-            if (row[0] < 0) sb_str(b, "null"); /* a drawn source has every entry set */
+            if (i) vene_strbuf_str(b, ", ");
+            if (row[0] < 0) vene_strbuf_str(b, "null"); /* a drawn source has every entry set */
             else rc = encode(cm, row, in, b, err);
         }
-        sb_str(b, "]");
+        vene_strbuf_str(b, "]");
     }
     if (rc) return rc;
-    sb_str(b, ", \"label\": ");
+    vene_strbuf_str(b, ", \"label\": ");
     sb_int(b, ex->label);
     if (d->n_vars > 0) {
-        sb_str(b, ", \"base_label\": ");
+        vene_strbuf_str(b, ", \"base_label\": ");
         sb_int(b, ex->base_label);
-        sb_str(b, ", \"intervention_id\": ");
+        vene_strbuf_str(b, ", \"intervention_id\": ");
         sb_int(b, ex->intervention_id);
     }
-    sb_str(b, "}\n");
+    vene_strbuf_str(b, "}\n");
     return b->oom ? vene_errorf(err, VENE_ERR_MEMORY, "out of memory") : VENE_OK;
 }
 
@@ -391,7 +366,7 @@ int vene_causal_write_jsonl(vene_causal *cm, const vene_causal_dataset *d, const
     int *base = malloc((size_t)cm->n * sizeof *base);
     int *sources = malloc((size_t)cm->n * (size_t)(d->n_vars ? d->n_vars : 1) * sizeof *sources);
     vene_causal_input in = {0};
-    sbuf line = {0};
+    vene_strbuf line = {0};
     FILE *f = NULL;
     if (!tmp || !base || !sources) {
         rc = vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory", path);

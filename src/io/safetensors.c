@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/strbuf.h"
 
 /* The Python library refuses headers over 100 MB; so do we. */
 #define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000)
@@ -685,59 +686,34 @@ static int cmp_wentry(const void *a, const void *b) {
     return strcmp((*x)->name, (*y)->name);
 }
 
-/* A growable string. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *s, const char *str, size_t len) {
-    if (s->oom) return;
-    if (s->n + len + 1 > s->cap) {
-        size_t nc = s->cap ? s->cap : 256;
-        while (nc < s->n + len + 1) nc *= 2;
-        char *np = realloc(s->p, nc);
-        if (!np) {
-            s->oom = 1;
-            return;
-        }
-        s->p = np;
-        s->cap = nc;
-    }
-    memcpy(s->p + s->n, str, len);
-    s->n += len;
-    s->p[s->n] = '\0';
-}
-static void sb_str(sbuf *s, const char *str) { sb_put(s, str, strlen(str)); }
-static void sb_u64(sbuf *s, uint64_t v) {
+static void sb_u64(vene_strbuf *s, uint64_t v) {
     char b[32];
     int k = snprintf(b, sizeof b, "%llu", (unsigned long long)v);
-    sb_put(s, b, (size_t)k);
+    vene_strbuf_put(s, b, (size_t)k);
 }
 /* JSON string literal, escaped as serde_json does. */
-static void sb_json_str(sbuf *s, const char *str) {
-    sb_put(s, "\"", 1);
+static void sb_json_str(vene_strbuf *s, const char *str) {
+    vene_strbuf_put(s, "\"", 1);
     for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
         char b[8];
         switch (*p) {
-        case '"': sb_put(s, "\\\"", 2); break;
-        case '\\': sb_put(s, "\\\\", 2); break;
-        case '\b': sb_put(s, "\\b", 2); break;
-        case '\f': sb_put(s, "\\f", 2); break;
-        case '\n': sb_put(s, "\\n", 2); break;
-        case '\r': sb_put(s, "\\r", 2); break;
-        case '\t': sb_put(s, "\\t", 2); break;
+        case '"': vene_strbuf_put(s, "\\\"", 2); break;
+        case '\\': vene_strbuf_put(s, "\\\\", 2); break;
+        case '\b': vene_strbuf_put(s, "\\b", 2); break;
+        case '\f': vene_strbuf_put(s, "\\f", 2); break;
+        case '\n': vene_strbuf_put(s, "\\n", 2); break;
+        case '\r': vene_strbuf_put(s, "\\r", 2); break;
+        case '\t': vene_strbuf_put(s, "\\t", 2); break;
         default:
             if (*p < 0x20) {
                 snprintf(b, sizeof b, "\\u%04x", *p);
-                sb_put(s, b, 6);
+                vene_strbuf_put(s, b, 6);
             } else {
-                sb_put(s, (const char *)p, 1);
+                vene_strbuf_put(s, (const char *)p, 1);
             }
         }
     }
-    sb_put(s, "\"", 1);
+    vene_strbuf_put(s, "\"", 1);
 }
 
 static int write_all(int fd, const void *buf, size_t n) {
@@ -791,7 +767,7 @@ int st_writer_save(const st_writer *w, const char *path, vene_error *err) {
     if (!path || !path[0]) return vene_errorf(err, VENE_ERR_ARG, "st_writer_save: empty path");
     int rc = VENE_OK;
     const st_wentry **order = NULL;
-    sbuf hdr = {0};
+    vene_strbuf hdr = {0};
     char *tmp = NULL;
     int fd = -1;
     if (w->n > 0) {
@@ -802,28 +778,28 @@ int st_writer_save(const st_writer *w, const char *path, vene_error *err) {
     }
     /* Header: {"name":{"dtype":"F32","shape":[..],"data_offsets":[b,e]},...} padded with
      * spaces to a multiple of 8 so the data section starts 8-byte aligned. */
-    sb_str(&hdr, "{");
+    vene_strbuf_str(&hdr, "{");
     uint64_t off = 0;
     for (int i = 0; i < w->n; i++) {
         const st_wentry *e = order[i];
-        if (i) sb_str(&hdr, ",");
+        if (i) vene_strbuf_str(&hdr, ",");
         sb_json_str(&hdr, e->name);
-        sb_str(&hdr, ":{\"dtype\":\"");
-        sb_str(&hdr, dtype_names[e->dtype]);
-        sb_str(&hdr, "\",\"shape\":[");
+        vene_strbuf_str(&hdr, ":{\"dtype\":\"");
+        vene_strbuf_str(&hdr, dtype_names[e->dtype]);
+        vene_strbuf_str(&hdr, "\",\"shape\":[");
         for (int d = 0; d < e->ndim; d++) {
-            if (d) sb_str(&hdr, ",");
+            if (d) vene_strbuf_str(&hdr, ",");
             sb_u64(&hdr, (uint64_t)e->shape[d]);
         }
-        sb_str(&hdr, "],\"data_offsets\":[");
+        vene_strbuf_str(&hdr, "],\"data_offsets\":[");
         sb_u64(&hdr, off);
-        sb_str(&hdr, ",");
+        vene_strbuf_str(&hdr, ",");
         off += e->nbytes;
         sb_u64(&hdr, off);
-        sb_str(&hdr, "]}");
+        vene_strbuf_str(&hdr, "]}");
     }
-    sb_str(&hdr, "}");
-    while (!hdr.oom && hdr.n % 8) sb_str(&hdr, " ");
+    vene_strbuf_str(&hdr, "}");
+    while (!hdr.oom && hdr.n % 8) vene_strbuf_str(&hdr, " ");
     if (hdr.oom) {
         rc = vene_errorf(err, VENE_ERR_MEMORY, "%s: out of memory building the header", path);
         goto out;

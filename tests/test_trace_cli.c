@@ -414,18 +414,20 @@ static void test_errors(void) {
     expect_error("expected --prompt", "trace %s --prompt 'The cat'", m);
     expect_error(":2: missing string \"answer\"", "trace %s --prompts '%s'", m, tpath("bad.jsonl"));
     expect_error("config.json", "trace %s/nothing --prompt 'The cat' --subject cat --answer x", tmpdir);
-    expect_error("unknown key \"layer\"", "patch %s --experiment '%s'", m,
-                 put_text("e1.json",
-                          "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"layer\": 1}"));
-    expect_error("must match", "patch %s --experiment '%s'", m,
-                 put_text("e2.json",
-                          "{\"base\": \"The cat\", \"source\": \"The big dog\", \"answer\": \" x\", \"contrast\": \" y\"}"));
-    expect_error("blok_output", "patch %s --experiment '%s'", m,
-                 put_text("e3.json",
-                          "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"components\": [\"blok_output\"]}"));
-    expect_error("needs \"contrast\"", "patch %s --experiment '%s'", m,
-                 put_text("e4.json",
-                          "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\"}"));
+    /* experiment files `vene patch` must refuse, with the words its error must contain */
+    static const struct { const char *want, *json; } bad[] = {
+        {"unknown key \"layer\"",
+         "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"layer\": 1}"},
+        {"must match", "{\"base\": \"The cat\", \"source\": \"The big dog\", \"answer\": \" x\", \"contrast\": \" y\"}"},
+        {"blok_output",
+         "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\", \"contrast\": \" y\", \"components\": [\"blok_output\"]}"},
+        {"needs \"contrast\"", "{\"base\": \"The cat\", \"source\": \"The dog\", \"answer\": \" x\"}"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "e%zu.json", i + 1);
+        expect_error(bad[i].want, "patch %s --experiment '%s'", m, put_text(name, bad[i].json));
+    }
     expect_error("--experiment", "patch %s", m);
 }
 

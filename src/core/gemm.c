@@ -147,8 +147,6 @@ VK_TILE void copy_vecs(float *dst, const float *src, int nv) {
     }
 }
 
-/* Eight rows of W (row stride lds) x eight steps into eight panel rows (stride ldd): the
- * 8 x 8 transpose that turns an out x in weight (nn.Linear) into the panel layout. */
 /* The 8 x 8 transpose of r (rows) into o (columns), in registers. */
 VK_TILE void transpose8_regs(const __m256 r[8], __m256 o[8]) {
     __m256 t[8], u[8];
@@ -169,9 +167,6 @@ VK_TILE void transpose8(const float *src, int lds, float *dst, int ldd) {
     for (int i = 0; i < 8; i++) _mm256_store_ps(dst + at(i, ldd), o[i]);
 }
 
-/* nt, one or two rows (a decoding step, the LM head): eight weight rows are read side by
- * side, front to back, transposed in registers and fed to the chain step by step, so the
- * weights stream once and nothing is copied. */
 /* Eight outputs j .. j + 7 of M (1 or 2, a constant) rows: the eight weight rows are read
  * side by side, front to back, transposed in registers and fed to the chain step by step. */
 VK_TILE void nt_rows8(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, const int M,
@@ -314,10 +309,12 @@ static VK_AVX2 void nn_stream_avx2(const float *x, const float *W, int ldw, cons
     }
 }
 
-/* Columns [j0, j1) of out, all M rows; x arrives packed by pack_x (ldx unused). A slice of
- * the thread's weight columns is copied into panel order first (nn: weight rows read front
- * to back in runs of NC floats; nt: runs of KC_T floats of each weight row, transposed), and
- * the tiles read it contiguously. Few rows take wide tiles; more rows take 4 x 24 tiles. */
+/* Columns [j0, j1) of out, all M rows; x arrives packed by pack_x (ldx unused). One or two
+ * rows stream whole weight rows; nn with 3 .. SMALL_NN - 1 rows reads the weights in place.
+ * Otherwise a slice of the thread's weight columns is copied into panel order first (nn:
+ * weight rows read front to back in runs of NC floats; nt: runs of KC_T floats of each
+ * weight row, transposed), and the tiles read it contiguously: wide tiles for 3-4 rows (nt),
+ * 4 x 24 tiles for more. */
 static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1) {
     static const int wide_nv[5] = {0, 8, 4, 4, 3};

@@ -20,6 +20,12 @@ typedef struct rows_grads {
     float *full;   /* a hooked site's full B x S x W view: B*S x max(3D, F) */
 } rows_grads;
 
+/* dx (n x in, zeroed first) = dy (n x out) W^T: a linear's backward without weight gradients. */
+static void lin_dx(const float *dy, const float *W, float *dx, int n, int in, int out) {
+    memset(dx, 0, (size_t)n * in * sizeof(float));
+    vk_linear_in_out_backward(dy, NULL, W, dx, NULL, NULL, n, in, out);
+}
+
 #define FIRE(site, layer, buf, W) VENE_FIRE_BACK_ROWS(rs, (site), (layer), r, (buf), (W), g->full, err)
 
 static int layer_rows(vene_run *rs, int l, const vk_rows *r, rows_grads *g, vene_error *err) {
@@ -37,8 +43,7 @@ static int layer_rows(vene_run *rs, int l, const vk_rows *r, rows_grads *g, vene
     FIRE(S_MDROP_OUT, l, g->dmout, D);
     FIRE(S_MDROP_IN, l, g->dmout, D);
     FIRE(S_MPROJ_OUT, l, g->dmout, D);
-    memset(g->dact, 0, nF * sizeof(float));
-    vk_linear_in_out_backward(g->dmout, NULL, L->mproj_w, g->dact, NULL, NULL, n, F, D);
+    lin_dx(g->dmout, L->mproj_w, g->dact, n, F, D);
     FIRE(S_MPROJ_IN, l, g->dact, F);
     FIRE(S_ACT_OUT, l, g->dact, F);
     memset(g->dfc, 0, nF * sizeof(float));
@@ -46,8 +51,7 @@ static int layer_rows(vene_run *rs, int l, const vk_rows *r, rows_grads *g, vene
     vk_gelu_tanh_backward(g->dact, g->keep, g->dfc, (int64_t)nF);
     FIRE(S_ACT_IN, l, g->dfc, F);
     FIRE(S_FC_OUT, l, g->dfc, F);
-    memset(g->db2, 0, nD * sizeof(float));
-    vk_linear_in_out_backward(g->dfc, NULL, L->fc_w, g->db2, NULL, NULL, n, D, F);
+    lin_dx(g->dfc, L->fc_w, g->db2, n, D, F);
     FIRE(S_FC_IN, l, g->db2, D);
     FIRE(S_MLP_IN, l, g->db2, D);
     FIRE(S_LN2_OUT, l, g->db2, D);
@@ -61,8 +65,7 @@ static int layer_rows(vene_run *rs, int l, const vk_rows *r, rows_grads *g, vene
     FIRE(S_RDROP_OUT, l, g->dproj, D);
     FIRE(S_RDROP_IN, l, g->dproj, D);
     FIRE(S_CPROJ_OUT, l, g->dproj, D);
-    memset(g->dmerged, 0, nD * sizeof(float));
-    vk_linear_in_out_backward(g->dproj, NULL, L->proj_w, g->dmerged, NULL, NULL, n, D, D);
+    lin_dx(g->dproj, L->proj_w, g->dmerged, n, D, D);
     FIRE(S_CPROJ_IN, l, g->dmerged, D);
     /* the attention-weight sites are never hooked here (gpt2_backward keeps the full pass then) */
     memset(g->dqkv, 0, 3 * nD * sizeof(float));
@@ -70,8 +73,7 @@ static int layer_rows(vene_run *rs, int l, const vk_rows *r, rows_grads *g, vene
                           3 * D, g->dprobs, g->dqkv, 3 * D, g->dqkv + D, 3 * D, g->dqkv + 2 * D, 3 * D, H, H, hd,
                           sqrtf((float)hd), 0);
     FIRE(S_CATTN_OUT, l, g->dqkv, 3 * D);
-    memset(g->da, 0, nD * sizeof(float));
-    vk_linear_in_out_backward(g->dqkv, NULL, L->attn_w, g->da, NULL, NULL, n, D, 3 * D);
+    lin_dx(g->dqkv, L->attn_w, g->da, n, D, 3 * D);
     FIRE(S_CATTN_IN, l, g->da, D);
     FIRE(S_ATTN_IN, l, g->da, D);
     FIRE(S_LN1_OUT, l, g->da, D);
@@ -87,7 +89,7 @@ int gpt2_backward_rows(vene_run *rs, const int *first, const float *dhid, vene_e
     const gpt2_weights *w = m->impl;
     const gpt2_saved *sv = rs->saved;
     const int B = rs->B, S = rs->S, D = m->d_model, F = m->d_ff, H = m->n_head;
-    float *start_f;
+    float *start_f; /* B + 1 ints in float storage: the gradient arena hands out floats */
     VENE_GALLOC(start_f, (size_t)B + 1);
     vk_rows rows, *r = &rows;
     const int n = vk_rows_init(r, B, S, first, (int *)(void *)start_f);

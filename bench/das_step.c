@@ -86,9 +86,17 @@ int main(int argc, char **argv) {
 
     if (argc == 4 && strcmp(argv[1], "--loop") == 0) {
         bench_set_threads(atoi(argv[2]));
-        for (int i = atoi(argv[3]); i > 0; i--)
-            if (run_step(&c)) return 1;
-        printf("loss %.4f\n", c.loss);
+        const int n = atoi(argv[3]) > 0 ? atoi(argv[3]) : 1;
+        double *ms = malloc(sizeof(double) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            double t0 = bench_now();
+            if (!ms || run_step(&c)) return 1;
+            ms[i] = 1e3 * (bench_now() - t0);
+        }
+        double best = ms[0];
+        for (int i = 1; i < n; i++) best = ms[i] < best ? ms[i] : best;
+        printf("loss %.4f; step median %.1f ms, best %.1f ms over %d\n", c.loss, bench_median(ms, n), best, n);
+        free(ms);
         return 0;
     }
     printf("vene DAS step benchmark: GPT-2 124M shapes (random weights, %s), %d CPUs\n", dir, ncpu);

@@ -62,6 +62,46 @@ static void check_shape(int nt, int M, int K, int N, int with_bias) {
     free(x), free(W), free(bias), free(vec), free(port), free(one);
 }
 
+typedef void (*acc_fn)(const float *, int, const float *, int, float *, int, int, int, int, int);
+
+/* The accumulating form (the backward's dx += dy op(W)): out starts from c, vector and
+ * portable paths agree bit for bit, a row alone equals the row in the call, and from
+ * zeros it equals the plain product without bias. */
+static void check_acc(int nt, int M, int K, int N) {
+    const int ldx = K + 3, ldw = nt ? K + 1 : N + 2, ldo = N + 5;
+    const size_t no = (size_t)M * ldo;
+    float *x = rnd((size_t)M * ldx, 21 + M, 2.0f), *W = rnd((size_t)(nt ? N : K) * ldw, 22 + K, 0.2f);
+    float *c = rnd(no, 23, 4.0f), *vec = malloc(sizeof(float) * no), *port = malloc(sizeof(float) * no);
+    float *zero = calloc(no, sizeof(float)), *plain = calloc(no, sizeof(float)), *one = malloc(sizeof(float) * (size_t)N);
+    acc_fn f = nt ? vk_gemm_nt_acc : vk_gemm_nn_acc;
+    memcpy(vec, c, sizeof(float) * no);
+    memcpy(port, c, sizeof(float) * no);
+    f(x, ldx, W, ldw, vec, ldo, M, K, N, 1);
+    f(x, ldx, W, ldw, port, ldo, M, K, N, 0);
+    f(x, ldx, W, ldw, zero, ldo, M, K, N, 1);
+    (nt ? vk_gemm_nt_ex : vk_gemm_nn_ex)(x, ldx, W, ldw, NULL, plain, ldo, M, K, N, 1);
+    double worst = 0;
+    int same_paths = 1, stable = 1;
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double want = c[(size_t)i * ldo + j] + ref_elem(nt, x + (size_t)i * ldx, W, ldw, NULL, K, j);
+            worst = fmax(worst, fabs(vec[(size_t)i * ldo + j] - want) / fmax(1.0, fabs(want)));
+        }
+        same_paths &= !memcmp(vec + (size_t)i * ldo, port + (size_t)i * ldo, sizeof(float) * (size_t)N);
+        same_paths &= !memcmp(zero + (size_t)i * ldo, plain + (size_t)i * ldo, sizeof(float) * (size_t)N);
+    }
+    for (int i = 0; i < M; i += 3) {
+        memcpy(one, c + (size_t)i * ldo, sizeof(float) * (size_t)N);
+        f(x + (size_t)i * ldx, ldx, W, ldw, one, N, 1, K, N, 1);
+        stable &= !memcmp(one, vec + (size_t)i * ldo, sizeof(float) * (size_t)N);
+    }
+    const char *nm = nt ? "nt" : "nn";
+    CHECK_MSG(worst <= 1e-5 * sqrt(K + 1.0), "%s acc %dx%dx%d: max relative error %.3g", nm, M, K, N, worst);
+    CHECK_MSG(same_paths, "%s acc %dx%dx%d: paths differ, or from zeros it is not the plain product", nm, M, K, N);
+    CHECK_MSG(stable, "%s acc %dx%dx%d: a row differs from the same row in another call", nm, M, K, N);
+    free(x), free(W), free(c), free(vec), free(port), free(zero), free(plain), free(one);
+}
+
 /* The same product with one and with two threads (the columns split differently). */
 static void check_threads(int nt, int M) {
     const int K = 300, N = 1000;
@@ -90,6 +130,11 @@ int main(void) {
         for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
             for (size_t b = 0; b < sizeof Ks / sizeof *Ks; b++)
                 for (size_t c = 0; c < sizeof Ns / sizeof *Ns; c++) check_shape(nt, Ms[a], Ks[b], Ns[c], (a + c) % 2);
+    static const int Ka[] = {7, 64, 600}, Na[] = {5, 24, 389};
+    for (int nt = 0; nt < 2; nt++)
+        for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 3; c++) check_acc(nt, Ms[a], Ka[b], Na[c]);
     for (int nt = 0; nt < 2; nt++) check_threads(nt, 37), check_threads(nt, 8);
     printf("vector kernels %s on this CPU\n", vk_gemm_vectorized() ? "used" : "not available (portable path only)");
     TEST_MAIN_END();

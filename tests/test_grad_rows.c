@@ -6,7 +6,10 @@
  * (which must fall back to the full backward); the intervention gradients must agree to
  * 1e-6 of their largest entry. (The one exception, 2e-5: d(original) of the square
  * Boundless rotation, whose matrix-exponential backward amplifies the 1e-6 agreement of
- * its input dL/dW, checked at 1e-6 itself.) The loss is sum(R * logits) with R dense over
+ * its input dL/dW, checked at 1e-6 itself.) Since the activation gradients go through the
+ * row-stable products (core/gemm.h) they agree bit for bit on this project's machines; the
+ * tolerances stay for the attention backward's BLAS products, which may round by shape
+ * elsewhere. The loss is sum(R * logits) with R dense over
  * every position, so gradient enters rows the restriction drops too. Cases: the last
  * position, a middle one, different positions per example, two interventions at
  * different layers and positions, a head intervention on "h.pos", logits at the last

@@ -31,6 +31,9 @@
 #define SMALL_NN 16
 #define KB_S 16
 #define PF_S 96
+/* nt with 3 .. SMALL_NN - 1 rows: 16 weight rows at a time, KT_S steps of them transposed
+ * into an L1 buffer that the tiles then read for every row of x. */
+#define KT_S 256
 
 static int64_t at(int64_t i, int ld) { return i * (int64_t)ld; }
 
@@ -40,23 +43,23 @@ static int64_t at(int64_t i, int ld) { return i * (int64_t)ld; }
 static float w_at(const float *W, int ldw, int trans, int k, int j) { return trans ? W[at(j, ldw) + k] : W[at(k, ldw) + j]; }
 
 static void portable(int trans, const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                     int M, int K, int j0, int j1) {
+                     int M, int K, int j0, int j1, int from_out) {
     for (int i = 0; i < M; i++)
         for (int j = j0; j < j1; j++) {
-            float s = 0.0f;
+            float s = from_out ? out[at(i, ldo) + j] : 0.0f;
             for (int k = 0; k < K; k++) s = fmaf(x[at(i, ldx) + k], w_at(W, ldw, trans, k, j), s);
             out[at(i, ldo) + j] = bias ? s + bias[j] : s;
         }
 }
 
 static void nn_portable(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                        int M, int K, int j0, int j1) {
-    portable(0, x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1);
+                        int M, int K, int j0, int j1, int from_out) {
+    portable(0, x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1, from_out);
 }
 
 static void nt_portable(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                        int M, int K, int j0, int j1) {
-    portable(1, x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1);
+                        int M, int K, int j0, int j1, int from_out) {
+    portable(1, x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1, from_out);
 }
 
 #ifdef VK_X86
@@ -107,9 +110,8 @@ VK_TILE void nn_tile(const int mr, const int nv, const float *x, const float *W,
 VK_TILE void nn_tile_any(int mr, int nv, const float *x, const float *W, int ldw, const float *bias,
                         float *out, int ldo, int kc, int first, int last) {
     switch (mr * 16 + nv) {
-        NN_CASE(1, 1) NN_CASE(1, 2) NN_CASE(1, 3) NN_CASE(1, 8) NN_CASE(2, 1) NN_CASE(2, 2) NN_CASE(2, 3)
-        NN_CASE(2, 4) NN_CASE(3, 1) NN_CASE(3, 2) NN_CASE(3, 3) NN_CASE(3, 4) NN_CASE(4, 1) NN_CASE(4, 2)
-        NN_CASE(4, 3)
+        NN_CASE(1, 1) NN_CASE(1, 2) NN_CASE(1, 3) NN_CASE(2, 1) NN_CASE(2, 2) NN_CASE(2, 3) NN_CASE(3, 1)
+        NN_CASE(3, 2) NN_CASE(3, 3) NN_CASE(4, 1) NN_CASE(4, 2) NN_CASE(4, 3)
     default: break; /* unreachable: the driver only asks for the shapes above */
     }
 }
@@ -170,10 +172,11 @@ VK_TILE void transpose8(const float *src, int lds, float *dst, int ldd) {
 /* Eight outputs j .. j + 7 of M (1 or 2, a constant) rows: the eight weight rows are read
  * side by side, front to back, transposed in registers and fed to the chain step by step. */
 VK_TILE void nt_rows8(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, const int M,
-                      int K, int j) {
+                      int K, int j, int from_out) {
     const int K8 = K & ~7;
     const float *w = W + at(j, ldw);
     __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int i = 0; i < M && from_out; i++) acc[i] = _mm256_loadu_ps(out + at(i, ldo) + j);
     for (int k = 0; k < K8; k += 8) {
         __m256 r[8], o[8];
         for (int c = 0; c < 8; c++) r[c] = _mm256_loadu_ps(w + at(c, ldw) + k);
@@ -196,10 +199,10 @@ VK_TILE void nt_rows8(const float *x, const float *W, int ldw, const float *bias
  * copied (1.6x slower than OpenBLAS's sgemv at one row, whose dot products sum in another
  * order; two rows are faster than sgemv). */
 static VK_AVX2 void nt_rows_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
-                                 int K, int j0, int j8) {
+                                 int K, int j0, int j8, int from_out) {
     for (int j = j0; j < j8; j += 8) {
-        if (M == 1) nt_rows8(x, W, ldw, bias, out, ldo, 1, K, j); /* the row count a constant: acc in registers */
-        else nt_rows8(x, W, ldw, bias, out, ldo, 2, K, j);
+        if (M == 1) nt_rows8(x, W, ldw, bias, out, ldo, 1, K, j, from_out); /* the row count a constant: acc in registers */
+        else nt_rows8(x, W, ldw, bias, out, ldo, 2, K, j, from_out);
     }
 }
 
@@ -240,10 +243,10 @@ static VK_AVX2 void pack_slice(int trans, const float *W, int ldw, float *pack, 
  * streams); the partial sums of the run stay in `out` (L1) and take four weight rows per
  * visit. Every element is still the one fma chain over k ascending. */
 static VK_AVX2 void nn_rows_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
-                                 int K, int j0, int j8) {
+                                 int K, int j0, int j8, int from_out) {
     for (int c0 = j0; c0 < j8; c0 += NR_RUN) {
         const int c1 = j8 - c0 < NR_RUN ? j8 : c0 + NR_RUN;
-        for (int i = 0; i < M; i++)
+        for (int i = 0; i < M && !from_out; i++)
             for (int j = c0; j < c1; j += 8) _mm256_storeu_ps(out + at(i, ldo) + j, _mm256_setzero_ps());
         int k = 0;
         for (; k + 4 <= K; k += 4) {
@@ -286,9 +289,9 @@ static VK_AVX2 void nn_rows_avx2(const float *x, const float *W, int ldw, const 
  * end, the next pass's first) are requested while it computes. Partial sums go through
  * out between passes, as in the blocked path: the same chain per element. */
 static VK_AVX2 void nn_stream_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
-                                   int M, int K, int j0, int j8) {
+                                   int M, int K, int j0, int j8, int from_out) {
     for (int k0 = 0; k0 < K; k0 += KB_S) {
-        const int kk = K - k0 < KB_S ? K - k0 : KB_S, first = k0 == 0, last = k0 + kk == K;
+        const int kk = K - k0 < KB_S ? K - k0 : KB_S, first = k0 == 0 && !from_out, last = k0 + kk == K;
         const int nk0 = k0 + kk, nkk = K - nk0 < KB_S ? K - nk0 : KB_S;
         const float *Wk = W + at(k0, ldw);
         for (int j = j0; j < j8;) {
@@ -309,26 +312,54 @@ static VK_AVX2 void nn_stream_avx2(const float *x, const float *W, int ldw, cons
     }
 }
 
+/* nt, 3 .. SMALL_NN - 1 rows: groups of 16 (then 8) weight rows, each read front to back,
+ * KT_S steps at a time, transposed into t and consumed by the tiles before the next
+ * steps are read. The packed path's slices (192 rows x 256 steps) read 192 short runs at
+ * once, which the prefetchers cannot follow: at 8 rows it ran at 25 GFLOP/s. Partial
+ * sums go through out between the step blocks: the same chain per element. */
+static VK_AVX2 void nt_stream_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
+                                   int M, int K, int j0, int j8, int from_out) {
+    _Alignas(32) float t[KT_S * 16];
+    for (int j = j0; j < j8;) {
+        const int nv = j8 - j >= 16 ? 2 : 1, w = 8 * nv;
+        for (int k0 = 0; k0 < K; k0 += KT_S) {
+            const int kk = K - k0 < KT_S ? K - k0 : KT_S, k8 = kk & ~7;
+            const int first = k0 == 0 && !from_out, last = k0 + kk == K;
+            for (int v = 0; v < nv; v++) {
+                const float *src = W + at(j + 8 * v, ldw) + k0;
+                for (int k = 0; k < k8; k += 8) transpose8(src + k, ldw, t + at(k, w) + 8 * v, w);
+                for (int k = k8; k < kk; k++)
+                    for (int c = 0; c < 8; c++) t[at(k, w) + 8 * v + c] = src[at(c, ldw) + k];
+            }
+            for (int r = 0; r < M; r += 4) {
+                const int mr = M - r < 4 ? M - r : 4;
+                nn_tile_any(mr, nv, x + at(r, K) + at(k0, mr), t, w, bias ? bias + j : NULL, out + at(r, ldo) + j, ldo,
+                            kk, first, last);
+            }
+        }
+        j += w;
+    }
+}
+
 /* Columns [j0, j1) of out, all M rows; x arrives packed by pack_x (ldx unused). One or two
- * rows stream whole weight rows; nn with 3 .. SMALL_NN - 1 rows reads the weights in place.
- * Otherwise a slice of the thread's weight columns is copied into panel order first (nn:
- * weight rows read front to back in runs of NC floats; nt: runs of KC_T floats of each
- * weight row, transposed), and the tiles read it contiguously: wide tiles for 3-4 rows (nt),
- * 4 x 24 tiles for more. */
+ * rows stream whole weight rows; 3 .. SMALL_NN - 1 rows read the weights in place (nn) or
+ * transpose a few weight rows at a time (nt). From SMALL_NN rows on, a slice of the
+ * thread's weight columns is copied into panel order first (nn: weight rows read front to
+ * back in runs of NC floats; nt: runs of KC_T floats of each weight row, transposed), and
+ * the 4 x 24 tiles read it contiguously. */
 static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
-                            int M, int K, int j0, int j1) {
-    static const int wide_nv[5] = {0, 8, 4, 4, 3};
-    const int mr_main = nn_mr(M), nv_main = M <= 4 ? wide_nv[M] : 3;
+                            int M, int K, int j0, int j1, int from_out) {
+    const int mr_main = nn_mr(M), nv_main = 3;
     const int j8 = j0 + ((j1 - j0) & ~7), kc = trans ? KC_T : KC, nc = trans ? NC_T : NC;
     _Alignas(32) float wpack[NC * KC];
-    const int packed = M > 2 && (trans || M >= SMALL_NN);
-    if (M <= 2) (trans ? nt_rows_avx2 : nn_rows_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8);
-    else if (!packed) nn_stream_avx2(x, W, ldw, bias, out, ldo, M, K, j0, j8);
+    const int packed = M >= SMALL_NN;
+    if (M <= 2) (trans ? nt_rows_avx2 : nn_rows_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8, from_out);
+    else if (!packed) (trans ? nt_stream_avx2 : nn_stream_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8, from_out);
     /* BLIS's order: a weight slice is copied once per call; blocks of x pass over it */
     for (int c0 = j0; c0 < j8 && packed; c0 += nc) {
         const int c1 = j8 - c0 < nc ? j8 : c0 + nc;
         for (int k0 = 0; k0 < K; k0 += kc) {
-            const int kk = K - k0 < kc ? K - k0 : kc, first = k0 == 0, last = k0 + kk == K;
+            const int kk = K - k0 < kc ? K - k0 : kc, first = k0 == 0 && !from_out, last = k0 + kk == K;
             pack_slice(trans, W, ldw, wpack, c0, c1, k0, kk, nv_main);
             /* the next slice's weights, requested a few lines per panel while this one
              * computes, so the memory streams under the arithmetic instead of after it */
@@ -367,7 +398,7 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
         const float *xt = x + at(t, K);
         for (int r = 0; r < rows; r++)
             for (int j = j8; j < j1; j++) {
-                float s = 0.0f;
+                float s = from_out ? out[at(t + r, ldo) + j] : 0.0f;
                 for (int k = 0; k < K; k++) s = fmaf(xt[at(k, rows) + r], w_at(W, ldw, trans, k, j), s);
                 out[at(t + r, ldo) + j] = bias ? s + bias[j] : s;
             }
@@ -375,15 +406,15 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
 }
 
 static VK_AVX2 void nn_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                            int M, int K, int j0, int j1) {
+                            int M, int K, int j0, int j1, int from_out) {
     (void)ldx;
-    blocked(0, x, W, ldw, bias, out, ldo, M, K, j0, j1);
+    blocked(0, x, W, ldw, bias, out, ldo, M, K, j0, j1, from_out);
 }
 
 static VK_AVX2 void nt_avx2(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                            int M, int K, int j0, int j1) {
+                            int M, int K, int j0, int j1, int from_out) {
     (void)ldx;
-    blocked(1, x, W, ldw, bias, out, ldo, M, K, j0, j1);
+    blocked(1, x, W, ldw, bias, out, ldo, M, K, j0, j1, from_out);
 }
 #endif
 
@@ -395,18 +426,18 @@ int vk_gemm_vectorized(void) {
 #endif
 }
 
-typedef void (*gemm_part)(const float *, int, const float *, int, const float *, float *, int, int, int, int, int);
+typedef void (*gemm_part)(const float *, int, const float *, int, const float *, float *, int, int, int, int, int, int);
 
 /* Split the output columns over OpenMP's threads (in multiples of `align`); small products
  * and calls from inside a parallel region stay on the calling thread. */
 static void run_parts(gemm_part part, int align, const float *x, int ldx, const float *W, int ldw, const float *bias,
-                      float *out, int ldo, int M, int K, int N) {
+                      float *out, int ldo, int M, int K, int N, int from_out) {
     if (M <= 0 || N <= 0) return;
     /* a few rows read ~1 MB of weights: both cores' memory bandwidth pays off already */
     const int big = (double)M * N * K >= 1e6 || (double)N * K >= 262144;
     const int T = omp_get_max_threads() > 1 && !omp_in_parallel() && big ? omp_get_max_threads() : 1;
     if (T == 1) {
-        part(x, ldx, W, ldw, bias, out, ldo, M, K, 0, N);
+        part(x, ldx, W, ldw, bias, out, ldo, M, K, 0, N, from_out);
         return;
     }
 #pragma omp parallel num_threads(T)
@@ -414,12 +445,12 @@ static void run_parts(gemm_part part, int align, const float *x, int ldx, const 
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int chunk = ((N + nt - 1) / nt + align - 1) / align * align;
         const int j0 = t * chunk, j1 = j0 + chunk < N ? j0 + chunk : N;
-        if (j0 < j1) part(x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1);
+        if (j0 < j1) part(x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1, from_out);
     }
 }
 
 static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo,
-                 int M, int K, int N, int simd) {
+                 int M, int K, int N, int simd, int from_out) {
     gemm_part part = nt ? nt_portable : nn_portable;
 #ifdef VK_X86
     if (simd && vk_gemm_vectorized() && M > 0 && K > 0) {
@@ -430,7 +461,7 @@ static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const
         float *xp = n <= sizeof small / sizeof *small ? small : malloc(sizeof(float) * n);
         if (xp) {
             pack_x(x, ldx, xp, M, K);
-            run_parts(nt ? nt_avx2 : nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N);
+            run_parts(nt ? nt_avx2 : nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N, from_out);
             if (xp != small) free(xp);
             return;
         }
@@ -438,17 +469,17 @@ static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const
 #else
     (void)simd;
 #endif
-    run_parts(part, 24, x, ldx, W, ldw, bias, out, ldo, M, K, N);
+    run_parts(part, 24, x, ldx, W, ldw, bias, out, ldo, M, K, N, from_out);
 }
 
 void vk_gemm_nn_ex(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
                    int K, int N, int simd) {
-    gemm(0, x, ldx, W, ldw, bias, out, ldo, M, K, N, simd);
+    gemm(0, x, ldx, W, ldw, bias, out, ldo, M, K, N, simd, 0);
 }
 
 void vk_gemm_nt_ex(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
                    int K, int N, int simd) {
-    gemm(1, x, ldx, W, ldw, bias, out, ldo, M, K, N, simd);
+    gemm(1, x, ldx, W, ldw, bias, out, ldo, M, K, N, simd, 0);
 }
 
 void vk_gemm_nn(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M, int K,
@@ -459,4 +490,12 @@ void vk_gemm_nn(const float *x, int ldx, const float *W, int ldw, const float *b
 void vk_gemm_nt(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M, int K,
                 int N) {
     vk_gemm_nt_ex(x, ldx, W, ldw, bias, out, ldo, M, K, N, 1);
+}
+
+void vk_gemm_nn_acc(const float *x, int ldx, const float *W, int ldw, float *out, int ldo, int M, int K, int N, int simd) {
+    gemm(0, x, ldx, W, ldw, NULL, out, ldo, M, K, N, simd, 1);
+}
+
+void vk_gemm_nt_acc(const float *x, int ldx, const float *W, int ldw, float *out, int ldo, int M, int K, int N, int simd) {
+    gemm(1, x, ldx, W, ldw, NULL, out, ldo, M, K, N, simd, 1);
 }

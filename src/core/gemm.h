@@ -30,6 +30,13 @@ void vk_gemm_nn_ex(const float *x, int ldx, const float *W, int ldw, const float
 void vk_gemm_nt_ex(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
                    int K, int N, int simd);
 
+/* Accumulating forms for the backward's activation gradients (no bias): the chain starts
+ * from the value out already holds, s_0 = out[i][j], instead of 0; otherwise the contract
+ * above. So a row's gradient, like a forward row, never depends on the other rows of the
+ * call: the row-restricted backward equals the full one on its rows bit for bit. */
+void vk_gemm_nn_acc(const float *x, int ldx, const float *W, int ldw, float *out, int ldo, int M, int K, int N, int simd);
+void vk_gemm_nt_acc(const float *x, int ldx, const float *W, int ldw, float *out, int ldo, int M, int K, int N, int simd);
+
 /* 1 when the vector kernels run on this CPU (for benchmarks and tests to report). */
 int vk_gemm_vectorized(void);
 

@@ -1,5 +1,6 @@
 #include "core/kernels_grad.h"
 
+#include "core/gemm.h"
 #include "core/kernels_rows.h"
 
 #include <cblas.h>
@@ -32,16 +33,18 @@ static void colsum_acc(const float *dy, float *db, int M, int N) {
         for (int j = 0; j < N; j++) db[j] += dy[(int64_t)i * N + j];
 }
 
+/* The activation gradients go through the forward's row-stable products (core/gemm.h),
+ * the weight gradients (sums over rows) through BLAS. */
 void vk_linear_in_out_backward(const float *dy, const float *x, const float *W, float *dx, float *dW, float *db,
                                int M, int K, int N) {
-    if (dx) gemm_acc(0, 1, M, K, N, dy, N, W, N, dx, K);
+    if (dx) vk_gemm_nt_acc(dy, N, W, N, dx, K, M, N, K, 1);
     if (dW) gemm_acc(1, 0, K, N, M, x, K, dy, N, dW, N);
     if (db) colsum_acc(dy, db, M, N);
 }
 
 void vk_linear_out_in_backward(const float *dy, const float *x, const float *W, float *dx, float *dW, float *db,
                                int M, int K, int N) {
-    if (dx) gemm_acc(0, 0, M, K, N, dy, N, W, K, dx, K);
+    if (dx) vk_gemm_nn_acc(dy, N, W, K, dx, K, M, N, K, 1);
     if (dW) gemm_acc(1, 0, N, K, M, dy, N, x, K, dW, K);
     if (db) colsum_acc(dy, db, M, N);
 }

@@ -7,7 +7,8 @@
  *    residual branches and tied weights need no extra code. Callers zero gradients first.
  *  - Any gradient pointer may be NULL: that gradient is not computed (frozen weights cost
  *    nothing, which is how DAS skips the weight products).
- *  - Nothing is allocated; all buffers are caller-owned.
+ *  - All buffers are caller-owned (the products pack their input into scratch that does
+ *    not outlive the call).
  * Every kernel is checked against central finite differences in tests/test_grad_kernels.c
  * and tests/test_grad_kernels_llama.c. */
 #ifndef VENE_CORE_KERNELS_GRAD_H

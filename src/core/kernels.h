@@ -22,6 +22,8 @@ void vk_linear_out_in(const float *x, const float *W, const float *bias, float *
 void vk_layernorm(const float *x, const float *gamma, const float *beta, float *out, int rows, int D, float eps);
 /* GPT-2's gelu_new (tanh approximation), out may equal x. */
 void vk_gelu_tanh(const float *x, float *out, int64_t n);
+/* The same with the vector code switched off (simd = 0): both give the same bits (gelu.c). */
+void vk_gelu_tanh_ex(const float *x, float *out, int64_t n, int simd);
 /* out = a + b (out may alias a or b). */
 void vk_add(const float *a, const float *b, float *out, int64_t n);
 /* Embedding lookup: out[i] = table[ids[i]] (ids validated by the caller). */

@@ -156,6 +156,10 @@ int vene_budget_check_length(const vene_intervenable *iv, int B, int S, vene_err
 
 /* locations.c */
 int vene_locs_parse(vene_intervenable *iv, const cJSON *ul, int B, vene_error *err);
+/* Lower first[b] to the lowest position locations l of where w name in example b (of B).
+ * Returns 0, first untouched, when w's unit names no positions (heads alone, time steps)
+ * or l does not cover the B examples: the caller must then keep whole sequences. */
+int vene_loc_lowest_positions(const vene_where *w, const vene_loc *l, int B, int *first);
 int vene_loc_from_json(const cJSON *v, int two_level, int B, vene_loc *out, const char *what, vene_error *err);
 void vene_loc_free(vene_loc *l);
 int vene_subspaces_parse(vene_intervenable *iv, const cJSON *ss, int B, vene_error *err);

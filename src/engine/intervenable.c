@@ -528,6 +528,50 @@ static int run_source(vene_intervenable *iv, vene_run *rs, const vene_batch *src
     return rc;
 }
 
+/* The rows group g's getters read at their deepest layer: per example, the lowest source
+ * position any getter there reads; *layer is that layer. NULL when a getter there reads
+ * whole sequences (a unit without positions) or sits on a site outside the layers.
+ * Caller frees. */
+static int *tail_rows(const vene_intervenable *iv, int g, const vene_batch *src, int *layer) {
+    const int B = src->batch, S = src->seq;
+    int L = -1;
+    for (int i = 0; i < iv->n; i++) {
+        const vene_slot *s = &iv->slots[i];
+        if (s->group != g || (slot_is_constant(s) && !s->cb)) continue;
+        if (s->where.layer < 0) return NULL;
+        if (s->where.layer > L) L = s->where.layer;
+    }
+    int *first = L >= 0 ? malloc(sizeof(int) * (size_t)B) : NULL;
+    if (!first) return NULL;
+    for (int b = 0; b < B; b++) first[b] = S - 1;
+    for (int i = 0; i < iv->n; i++) {
+        const vene_slot *s = &iv->slots[i];
+        if (s->group != g || (slot_is_constant(s) && !s->cb) || s->where.layer != L) continue;
+        if (!vene_loc_lowest_positions(&s->where, &s->src_loc, B, first)) {
+            free(first);
+            return NULL;
+        }
+    }
+    *layer = L;
+    return first;
+}
+
+/* A source pass whose activations nothing will differentiate (gradients into the
+ * interventions only: the source is a constant of the step) keeps none, and runs its
+ * deepest layer only on the rows read there (models/model.h, vene_run_set_tail). */
+static int run_source_pass(vene_intervenable *iv, vene_run *rs, int g, const vene_batch *src, vene_error *err) {
+    if (iv->grad_mode == VENE_GRAD_MODEL) return run_source(iv, rs, src, err);
+    const int mode = rs->grad_mode;
+    int layer = -1, *first = tail_rows(iv, g, src, &layer);
+    rs->grad_mode = VENE_GRAD_NONE;
+    vene_run_set_tail(rs, layer, first);
+    int rc = run_source(iv, rs, src, err);
+    vene_run_set_tail(rs, -1, NULL);
+    rs->grad_mode = mode;
+    free(first);
+    return rc;
+}
+
 int vene_iv_prepare(vene_intervenable *iv, const vene_call *call, int run_original, vene_error *err) {
     if (!iv) return vene_errorf(err, VENE_ERR_ARG, "vene_intervenable_forward: intervenable is NULL");
     free_call_state(iv);
@@ -598,7 +642,7 @@ int vene_iv_prepare(vene_intervenable *iv, const vene_call *call, int run_origin
             for (int i = 0; i < iv->n && !rc; i++)
                 if (iv->slots[i].group == g) rc = add_getter(iv, rs, &iv->slots[i], err);
             vene_run_set_logit_positions(rs, NULL);
-            if (!rc) rc = run_source(iv, rs, src[g], err);
+            if (!rc) rc = run_source_pass(iv, rs, g, src[g], err);
             vene_run_clear_hooks(rs);
             if (rc) vene_error_prefix(err, "sources[%d]", g);
         }

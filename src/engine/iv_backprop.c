@@ -146,21 +146,12 @@ static int *first_rows(const vene_intervenable *iv) {
     for (int i = 0; i < iv->n; i++) {
         const vene_slot *s = &iv->slots[i];
         if (!s->bw_saved) continue;
-        const vene_where *w = &s->where;
-        const vene_loc *l = &s->base_loc;
         int64_t shape[VENE_MAX_DIMS];
-        int pos_level = !w->n_heads && w->unit == VENE_UNIT_POS ? 1 : w->n_heads && w->unit == VENE_UNIT_HPOS ? 2 : 0;
-        if (!pos_level || !l->present || l->rows != B || iv->m->arch->site_shape(iv->m, w->site, B, S, shape) != 3) {
+        if (iv->m->arch->site_shape(iv->m, s->where.site, B, S, shape) != 3 ||
+            !vene_loc_lowest_positions(&s->where, &s->base_loc, B, first)) {
             free(first);
             return NULL;
         }
-        int k = pos_level == 1 ? l->k1 : l->k2;
-        const int *idx = pos_level == 1 ? l->idx1 : l->idx2;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < k; j++) {
-                int p = idx[b * k + j];
-                if (p >= 0 && p < first[b]) first[b] = p;
-            }
     }
     return first;
 }

@@ -342,3 +342,16 @@ int vene_subspaces_parse(vene_intervenable *iv, const cJSON *ssj, int B, vene_er
     if (rc) clear_ss(iv);
     return rc;
 }
+
+int vene_loc_lowest_positions(const vene_where *w, const vene_loc *l, int B, int *first) {
+    const int level = !w->n_heads && w->unit == VENE_UNIT_POS ? 1 : w->n_heads && w->unit == VENE_UNIT_HPOS ? 2 : 0;
+    if (!level || !l->present || l->rows != B) return 0;
+    const int k = level == 1 ? l->k1 : l->k2;
+    const int *idx = level == 1 ? l->idx1 : l->idx2;
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < k; j++) {
+            const int p = idx[b * k + j];
+            if (p >= 0 && p < first[b]) first[b] = p;
+        }
+    return 1;
+}

@@ -263,8 +263,15 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     if (resume) memcpy(x, in->embeds, sizeof(float) * (size_t)T * D);
 
     const float scale_div = sqrtf((float)hd);
+    const int tail = vene_run_tail_ok(rs, B, S, S_H_OUT); /* a source pass read at a few rows */
     for (int l = resume ? resume->first_layer : 0; l < m->n_layer; l++) {
         const gpt2_layer *L = &w->layers[l];
+        if (tail && l == rs->tail_layer) {
+            gpt2_tail_layer(rs, in, L, &(gpt2_buffers){emb, x, a, qkv, probs, merged, proj, x2, b2, fc, act, mout});
+            rs->tail_runs++;
+            VENE_FIRE(rs, S_H_OUT, l, &tX, err);
+            return VENE_STOP; /* the caller reads nothing further */
+        }
         if (sv && l > 0) { /* gradient mode: every layer keeps its own buffers */
             VENE_ALLOC(a, (size_t)T * D);
             VENE_ALLOC(qkv, (size_t)T * 3 * D);

@@ -39,6 +39,14 @@ typedef struct gpt2_saved {
     gpt2_saved_layer *layers;
 } gpt2_saved;
 
+/* The forward's full-size scratch (B*S rows each), lent to gpt2_tail_layer. */
+typedef struct gpt2_buffers {
+    float *emb, *x, *a, *qkv, *probs, *merged, *proj, *x2, *b2, *fc, *act, *mout;
+} gpt2_buffers;
+/* Layer L on the rows s >= rs->tail_first[b] (gpt2_tail.c): reads x (the layer's input),
+ * writes the layer's output into those rows of x; the other buffers are scratch. */
+void gpt2_tail_layer(const vene_run *rs, const vene_batch *in, const gpt2_layer *L, const gpt2_buffers *f);
+
 size_t gpt2_grad_bytes(const vene_model *m, int B, int S);
 int gpt2_backward(vene_run *rs, vene_error *err);
 /* gpt2_backward below ln_f's output on the rows s >= first[b] (gpt2_backward_rows.c);

@@ -390,6 +390,23 @@ int vene_run_fire(vene_run *rs, int site, int layer, vene_tensor *t, vene_error 
 
 void vene_run_set_logit_positions(vene_run *rs, const int *positions) { rs->logit_pos = positions; }
 
+void vene_run_set_tail(vene_run *rs, int layer, const int *first) {
+    rs->tail_layer = layer;
+    rs->tail_first = first;
+}
+
+int vene_run_tail_ok(const vene_run *rs, int B, int S, int site) {
+    const int L = rs->tail_layer;
+    if (!rs->tail_first || L < 0 || L >= rs->m->n_layer || rs->grad_mode || rs->kv || rs->resume) return 0;
+    for (int b = 0; b < B; b++)
+        if (rs->tail_first[b] < 0 || rs->tail_first[b] >= S) return 0;
+    for (int i = 0; i < rs->n_hooks; i++) {
+        const vene_hook *h = &rs->hooks[i];
+        if (h->layer < 0 || h->layer > L || (h->layer == L && h->site != site)) return 0;
+    }
+    return 1;
+}
+
 /* Row b's position for rs->logit_pos, or -1 when out of range. */
 int vene_run_logit_row(const vene_run *rs, int b) {
     int S = rs->S, p = rs->logit_pos[b];

@@ -152,6 +152,9 @@ struct vene_run {
     const int *logit_pos;      /* vene_run_set_logit_positions: B positions or NULL */
     struct vene_kv_cache *kv;  /* attached KV cache (borrowed, models/kv_cache.h), NULL = none */
     const struct vene_resume *resume; /* sweeps: resume plan (borrowed, models/resume.h), NULL = none */
+    int tail_layer;            /* vene_run_set_tail: the deepest layer the caller reads ... */
+    const int *tail_first;     /* ... and the rows s >= tail_first[b] of its output (borrowed), NULL = off */
+    int tail_runs;             /* forwards that took the tail (for tests and benchmarks) */
 };
 
 /* Backward hooks of (site, layer) on the gradient g, latest registration first. */
@@ -163,6 +166,23 @@ int vene_run_fire_back(vene_run *rs, int site, int layer, vene_tensor *g, vene_e
             if (fire_rc_ != VENE_OK) return fire_rc_;                                  \
         }                                                                              \
     } while (0)
+/* ---- the last layer on the rows read (source passes of interventions)
+ *
+ * Declare that the caller reads nothing past layer `layer`'s output, and of it only the
+ * positions s >= first[b] of each example (first: B ints, borrowed until cleared with
+ * NULL). An architecture that honours it (GPT-2) then runs that layer's keys and values
+ * on every row but its queries, attention, MLP and residual on those rows alone, fires the
+ * layer's output site (the other rows hold the layer's input) and stops with VENE_STOP.
+ * It declines (vene_run_tail_ok), running the full forward, when any hook sits elsewhere
+ * than before that layer or on its output site, with gradients, a KV cache or a resume
+ * plan, or for a first[b] outside 0 .. S - 1. The rows
+ * it computes equal a full forward's bit for bit: the products are row-stable
+ * (core/gemm.h) and attention is computed per query row. */
+void vene_run_set_tail(vene_run *rs, int layer, const int *first);
+/* 1 when a tail is declared and valid for a forward of B x S, and every hook is at a layer
+ * before the tail layer or on (tail layer, site). */
+int vene_run_tail_ok(const vene_run *rs, int B, int S, int site);
+
 /* ---- row-restricted backward (core/kernels_rows.h explains why it is exact)
  *
  * The rule: a backward runs its layers on the rows s >= first[b] only when

@@ -1,5 +1,6 @@
 /* Losses for training: value, gradient w.r.t. the logits, and accuracy, in one pass. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -41,8 +42,6 @@ int vene_loss_cross_entropy(const vene_tensor *logits, const int *positions, int
             return vene_errorf(err, VENE_ERR_ARG, "cross-entropy: d_logits must have the logits' shape");
         memset(d_logits->data, 0, sizeof(float) * (size_t)vene_tensor_numel(logits));
     }
-    double total = 0;
-    int hits = 0;
     for (int64_t b = 0; b < B; b++) {
         int64_t p = positions ? positions[b] : position;
         if (p < 0) p += S;
@@ -52,11 +51,25 @@ int vene_loss_cross_entropy(const vene_tensor *logits, const int *positions, int
         if (labels[b] < 0 || labels[b] >= V)
             return vene_errorf(err, VENE_ERR_RANGE, "cross-entropy: label %d of example %lld outside the %lld classes",
                                labels[b], (long long)b, (long long)V);
-        int hit;
-        total += vene_loss_row(logits->data + (b * S + p) * V, V, labels[b], d_logits ? d_logits->data + (b * S + p) * V : NULL,
-                               1.0 / (double)B, &hit);
-        hits += hit;
     }
+    /* rows in parallel (two passes of exp over the vocabulary each), summed in order after */
+    double *row_loss = malloc(sizeof(double) * (size_t)B);
+    int *row_hit = malloc(sizeof(int) * (size_t)B);
+    if (!row_loss || !row_hit) {
+        free(row_loss), free(row_hit);
+        return vene_errorf(err, VENE_ERR_MEMORY, "cross-entropy: out of memory for %lld examples", (long long)B);
+    }
+#pragma omp parallel for schedule(static) if (B > 1 && B * V > 65536)
+    for (int64_t b = 0; b < B; b++) {
+        int64_t p = positions ? positions[b] : position;
+        if (p < 0) p += S;
+        row_loss[b] = vene_loss_row(logits->data + (b * S + p) * V, V, labels[b],
+                                    d_logits ? d_logits->data + (b * S + p) * V : NULL, 1.0 / (double)B, &row_hit[b]);
+    }
+    double total = 0;
+    int hits = 0;
+    for (int64_t b = 0; b < B; b++) total += row_loss[b], hits += row_hit[b];
+    free(row_loss), free(row_hit);
     *loss = (float)(total / (double)B);
     if (correct) *correct = hits;
     return VENE_OK;

@@ -237,19 +237,21 @@ int vene_orthogonal_backward(const float *original, const float *base, int E, in
         return vene_errorf(err, VENE_ERR_ARG, "orthogonal backward: NULL argument");
     if (E <= 0 || r <= 0 || r > E)
         return vene_errorf(err, VENE_ERR_ARG, "orthogonal backward: original is %d x %d; expected 0 < r <= E", E, r);
-    size_t nE = (size_t)E * E, nr = (size_t)E * r;
-    double *O = malloc(nr * sizeof(double)), *Bd = malloc(nE * sizeof(double)), *dWd = malloc(nr * sizeof(double));
+    size_t nr = (size_t)E * r;
+    double *O = malloc(nr * sizeof(double)), *dWd = malloc(nr * sizeof(double));
     double *dQ = malloc(nr * sizeof(double)), *dO = malloc(nr * sizeof(double)), *Q = malloc(nr * sizeof(double));
     double *tau = malloc((size_t)r * sizeof(double));
     int rc = VENE_OK;
-    if (!O || !Bd || !dWd || !dQ || !dO || !Q || !tau) {
+    if (!O || !dWd || !dQ || !dO || !Q || !tau) {
         rc = vene_errorf(err, VENE_ERR_MEMORY, "orthogonal backward: out of memory for %d x %d", E, r);
         goto done;
     }
     for (size_t i = 0; i < nr; i++) O[i] = original[i], dWd[i] = dW[i];
-    for (size_t i = 0; i < nE; i++) Bd[i] = base[i];
     /* W = base Q  ->  dQ = base^T dW */
-    cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, E, r, E, 1.0, Bd, E, dWd, r, 0.0, dQ, r);
+    if (iv_base_times(base, E, r, 1, dWd, dQ) != 0) {
+        rc = vene_errorf(err, VENE_ERR_MEMORY, "orthogonal backward: out of memory for %d x %d", E, E);
+        goto done;
+    }
     if (r == E) {
         rc = expm_backward(E, O, dQ, dO, err);
     } else {
@@ -273,6 +275,6 @@ int vene_orthogonal_backward(const float *original, const float *base, int E, in
     if (!rc)
         for (size_t i = 0; i < nr; i++) d_original[i] = (float)dO[i];
 done:
-    free(O), free(Bd), free(dWd), free(dQ), free(dO), free(Q), free(tau);
+    free(O), free(dWd), free(dQ), free(dO), free(Q), free(tau);
     return rc;
 }

@@ -54,6 +54,9 @@ int iv_expm(int n, const double *A, double *R, vene_error *err);
 /* Q (n x m) = first m columns of H_0 ... H_{m-1} (LAPACK orgqr convention, orthogonal.c);
  * returns -1 when out of memory. */
 int iv_householder_q(int n, int m, const double *V, int ldv, const double *tau, double *Q);
+/* out (E x r) = base X, or base^T X (trans), for the float E x E base of a rotation, in
+ * double. Returns -1 when out of memory. */
+int iv_base_times(const float *base, int E, int r, int trans, const double *X, double *out);
 
 /* Rotation family backward (iv_rotation_grad.c): x and src are the block and the source as
  * the forward saw them (src broadcast to x's shape); g holds d(out) and becomes d(x);

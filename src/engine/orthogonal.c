@@ -143,6 +143,33 @@ int iv_householder_q(int n, int m, const double *V, int ldv, const double *tau, 
     return 0;
 }
 
+/* A few columns (low-rank DAS: r = 1) go through a direct loop: copying the E x E base
+ * into doubles for dgemm cost more than the product (4.7 MB at E = 768, per step, in the
+ * forward's weight and again in the backward). */
+int iv_base_times(const float *base, int E, int r, int trans, const double *X, double *out) {
+    const size_t nE = (size_t)E * E, nr = (size_t)E * r;
+    if (r <= 8) {
+        memset(out, 0, sizeof(double) * nr);
+        for (int i = 0; i < E; i++) {
+            const float *row = base + (size_t)i * E;
+            for (int k = 0; k < E; k++) {
+                /* base: out[i] += base[i][k] X[k];  base^T: out[k] += base[i][k] X[i] */
+                const double a = row[k];
+                const double *x = X + (size_t)(trans ? i : k) * r;
+                double *o = out + (size_t)(trans ? k : i) * r;
+                for (int c = 0; c < r; c++) o[c] += a * x[c];
+            }
+        }
+        return 0;
+    }
+    double *Bd = malloc(sizeof(double) * nE);
+    if (!Bd) return -1;
+    for (size_t i = 0; i < nE; i++) Bd[i] = base[i];
+    cblas_dgemm(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, E, r, E, 1.0, Bd, E, X, r, 0.0, out, r);
+    free(Bd);
+    return 0;
+}
+
 int vene_orthogonal_weight(const float *original, const float *base, int E, int r, float *W, vene_error *err) {
     if (!original || !base || !W)
         return vene_errorf(err, VENE_ERR_ARG, "orthogonal parametrisation: NULL original, base or output");
@@ -155,16 +182,14 @@ int vene_orthogonal_weight(const float *original, const float *base, int E, int 
             return vene_errorf(err, VENE_ERR_ARG, "orthogonal parametrisation: original (%d x %d) has a non-finite "
                                "value at %zu", E, r, i);
     double *O = malloc(sizeof(double) * nr), *Q = malloc(sizeof(double) * nr);
-    double *Bd = malloc(sizeof(double) * nE), *Wd = malloc(sizeof(double) * nr);
+    double *Wd = malloc(sizeof(double) * nr);
     double *A = NULL, *tau = NULL;
     int rc = VENE_OK;
-    if (!O || !Q || !Bd || !Wd) {
+    if (!O || !Q || !Wd) {
         rc = vene_errorf(err, VENE_ERR_MEMORY, "orthogonal parametrisation: out of memory for %d x %d", E, r);
         goto done;
     }
     for (size_t i = 0; i < nr; i++) O[i] = original[i];
-    for (size_t i = 0; i < nE; i++) Bd[i] = base[i];
-
     if (r == E) {
         A = malloc(sizeof(double) * nE);
         if (!A) {
@@ -204,12 +229,14 @@ int vene_orthogonal_weight(const float *original, const float *base, int E, int 
             for (int i = 0; i < E; i++) Q[(size_t)i * r + j] *= s;
         }
     }
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, E, r, E, 1.0, Bd, E, Q, r, 0.0, Wd, r);
+    if (iv_base_times(base, E, r, 0, Q, Wd) != 0) {
+        rc = vene_errorf(err, VENE_ERR_MEMORY, "orthogonal parametrisation: out of memory for %d x %d", E, E);
+        goto done;
+    }
     for (size_t i = 0; i < nr; i++) W[i] = (float)Wd[i];
 done:
     free(O);
     free(Q);
-    free(Bd);
     free(Wd);
     free(A);
     free(tau);

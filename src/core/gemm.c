@@ -120,10 +120,12 @@ static int nn_mr(int M) { return M <= 4 ? M : 4; }
 
 /* x (M x K, row stride ldx) into tiles of nn_mr(M) rows, once per call: tile t (rows
  * t*mr ..) stores row r of step k at xp[t*mr*K + k*rows + r], so a tile's broadcasts read
- * front to back (rows a multiple of 1024 floats apart would share one L1 set). */
-static void pack_x(const float *x, int ldx, float *xp, int M, int K) {
-    const int mr = nn_mr(M);
-    for (int t = 0; t < M; t += mr) {
+ * front to back (rows a multiple of 1024 floats apart would share one L1 set). Thread
+ * `part` of `parts` packs its share of the tiles. */
+static void pack_x(const float *x, int ldx, float *xp, int M, int K, int part, int parts) {
+    const int mr = nn_mr(M), tiles = (M + mr - 1) / mr, per = (tiles + parts - 1) / parts;
+    const int t1 = (part + 1) * per * mr < M ? (part + 1) * per * mr : M;
+    for (int t = part * per * mr; t < t1; t += mr) {
         const int rows = M - t < mr ? M - t : mr;
         float *dst = xp + at(t, K);
         for (int k = 0; k < K; k++)
@@ -429,20 +431,30 @@ int vk_gemm_vectorized(void) {
 typedef void (*gemm_part)(const float *, int, const float *, int, const float *, float *, int, int, int, int, int, int);
 
 /* Split the output columns over OpenMP's threads (in multiples of `align`); small products
- * and calls from inside a parallel region stay on the calling thread. */
+ * and calls from inside a parallel region stay on the calling thread. With raw, the
+ * threads first pack it (row stride ldraw) into x, the buffer the parts then read. */
 static void run_parts(gemm_part part, int align, const float *x, int ldx, const float *W, int ldw, const float *bias,
-                      float *out, int ldo, int M, int K, int N, int from_out) {
+                      float *out, int ldo, int M, int K, int N, int from_out, const float *raw, int ldraw) {
     if (M <= 0 || N <= 0) return;
     /* a few rows read ~1 MB of weights: both cores' memory bandwidth pays off already */
     const int big = (double)M * N * K >= 1e6 || (double)N * K >= 262144;
     const int T = omp_get_max_threads() > 1 && !omp_in_parallel() && big ? omp_get_max_threads() : 1;
     if (T == 1) {
+#ifdef VK_X86
+        if (raw) pack_x(raw, ldraw, (float *)x, M, K, 0, 1);
+#endif
         part(x, ldx, W, ldw, bias, out, ldo, M, K, 0, N, from_out);
         return;
     }
 #pragma omp parallel num_threads(T)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+#ifdef VK_X86
+        if (raw) {
+            pack_x(raw, ldraw, (float *)x, M, K, t, nt);
+#pragma omp barrier
+        }
+#endif
         const int chunk = ((N + nt - 1) / nt + align - 1) / align * align;
         const int j0 = t * chunk, j1 = j0 + chunk < N ? j0 + chunk : N;
         if (j0 < j1) part(x, ldx, W, ldw, bias, out, ldo, M, K, j0, j1, from_out);
@@ -460,8 +472,7 @@ static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const
         const size_t n = (size_t)M * (size_t)K;
         float *xp = n <= sizeof small / sizeof *small ? small : malloc(sizeof(float) * n);
         if (xp) {
-            pack_x(x, ldx, xp, M, K);
-            run_parts(nt ? nt_avx2 : nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N, from_out);
+            run_parts(nt ? nt_avx2 : nn_avx2, 24, xp, K, W, ldw, bias, out, ldo, M, K, N, from_out, x, ldx);
             if (xp != small) free(xp);
             return;
         }
@@ -469,7 +480,7 @@ static void gemm(int nt, const float *x, int ldx, const float *W, int ldw, const
 #else
     (void)simd;
 #endif
-    run_parts(part, 24, x, ldx, W, ldw, bias, out, ldo, M, K, N, from_out);
+    run_parts(part, 24, x, ldx, W, ldw, bias, out, ldo, M, K, N, from_out, NULL, 0);
 }
 
 void vk_gemm_nn_ex(const float *x, int ldx, const float *W, int ldw, const float *bias, float *out, int ldo, int M,

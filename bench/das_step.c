@@ -5,11 +5,16 @@
  *
  * Reference in the same run: a plain forward of the base batch, and the machine's sgemm
  * rate, so the step can be read as "forwards" and as a fraction of the compute bound
- * (FLOPs of the step's matrix products / the sgemm rate).
+ * (FLOPs of the step's matrix products / the sgemm rate). Then a measured yardstick: the
+ * step's matrix products alone (the list in prods_init, same shapes, the model's own
+ * weights, back to back), once through OpenBLAS's threaded sgemm and once through vene's
+ * kernels (core/gemm.h), in rounds interleaved with the real step: what the products
+ * alone cost on this machine, whoever computes them.
  *
  * Usage: bench_das_step [--quick] [--all-logits]   (--all-logits: the LM head at every position)
  *        bench_das_step --loop THREADS N            (N steps and nothing else: for profilers) */
 #include "common.h"
+#include "core/gemm.h"
 
 #define B 8
 #define SEQ 16
@@ -51,6 +56,144 @@ static int run_forward(void *user) {
     int rc = vene_forward(c->rs, &c->base, &err);
     if (rc) fprintf(stderr, "forward: %s\n", err.msg);
     return rc;
+}
+
+/* ---------------------------------------------------------------- products yardstick */
+
+/* One matrix product of the step: out[M x N] (+)= x[M x K] op(W), W as the model holds
+ * it. NN: W is K x N (a Conv1D linear forward, y = x W; or the LM head's backward,
+ * dh = dlogits wte). NT: W is N x K (the tied LM head forward, logits = h wte^T; or a
+ * Conv1D linear's activation gradient, dx = dy W^T). acc: accumulates into out, as the
+ * backward's products do. */
+enum { P_NN, P_NT };
+enum { G_BASE, G_SOURCE, G_HEAD_FWD, G_HEAD_BWD, G_LAYERS_BWD, N_GROUPS };
+static const char *const GROUP_NAME[N_GROUPS] = {
+    "base forward, 12 layers x 4 linears", "source forward, layers 0..6 x 4", "LM head forward (tied wte)",
+    "LM head backward dx", "layers 11..7 backward dx x 4"};
+
+typedef struct prod {
+    const float *W;
+    int kind, acc, M, K, N, group;
+} prod;
+
+#define MAX_PRODS 128
+typedef struct prods {
+    prod p[MAX_PRODS];
+    int n;
+    float *x, *out; /* scratch: every product reads x and writes out (large enough for any) */
+    double flops[N_GROUPS], ms[N_GROUPS];
+    int rows[N_GROUPS];
+} prods;
+
+/* A weight through the public loader call (the same mmapped floats the step reads). It
+ * also adds the tensor to m's parameter count, which this bench has already read. */
+static const float *weight(vene_model *m, const char *name, int64_t a, int64_t b) {
+    const int64_t shape[2] = {a, b};
+    const float *p = NULL;
+    vene_error err = {0};
+    if (vene_model_tensor(m, name, 2, shape, &p, &err)) bench_die("yardstick weights", &err);
+    return p;
+}
+
+static void add(prods *P, const float *W, int kind, int acc, int M, int K, int N, int group) {
+    if (P->n == MAX_PRODS) bench_die("yardstick: too many products", NULL);
+    P->p[P->n++] = (prod){W, kind, acc, M, K, N, group};
+    P->flops[group] += 2.0 * M * K * N;
+    P->rows[group] = M;
+}
+
+/* The step's products, from gpt2.c (forward), model.c / model_grad.c (LM head and its
+ * backward on the live rows) and gpt2_backward_rows.c (layers 11..7, activation gradients
+ * only, on the rows at position >= POS: one per example). Attention's own products
+ * (scores, values; per head, 16 keys) and the rank-1 rotation are left out. */
+static void prods_init(prods *P, vene_model *m, const vene_model_info *in, int head_rows) {
+    memset(P, 0, sizeof *P);
+    const int T = B * SEQ, D = in->d_model, F = in->d_ff, V = in->vocab_size, R = B * (SEQ - POS);
+    char name[96];
+    const float *attn[64], *proj[64], *fc[64], *mproj[64];
+    if (in->n_layer > 64) bench_die("yardstick: more than 64 layers", NULL);
+    for (int l = 0; l < in->n_layer; l++) {
+        snprintf(name, sizeof name, "h.%d.attn.c_attn.weight", l);
+        attn[l] = weight(m, name, D, 3 * D);
+        snprintf(name, sizeof name, "h.%d.attn.c_proj.weight", l);
+        proj[l] = weight(m, name, D, D);
+        snprintf(name, sizeof name, "h.%d.mlp.c_fc.weight", l);
+        fc[l] = weight(m, name, D, F);
+        snprintf(name, sizeof name, "h.%d.mlp.c_proj.weight", l);
+        mproj[l] = weight(m, name, F, D);
+    }
+    const float *wte = weight(m, "wte.weight", V, D);
+    for (int g = G_BASE; g <= G_SOURCE; g++)
+        for (int l = 0; l < (g == G_BASE ? in->n_layer : LAYER + 1); l++) {
+            add(P, attn[l], P_NN, 0, T, D, 3 * D, g);
+            add(P, proj[l], P_NN, 0, T, D, D, g);
+            add(P, fc[l], P_NN, 0, T, D, F, g);
+            add(P, mproj[l], P_NN, 0, T, F, D, g);
+        }
+    add(P, wte, P_NT, 0, head_rows, D, V, G_HEAD_FWD);
+    add(P, wte, P_NN, 1, R, V, D, G_HEAD_BWD); /* the loss is at the last position only: B live rows */
+    for (int l = in->n_layer - 1; l > LAYER; l--) { /* in backward order, dx = dy W^T */
+        add(P, mproj[l], P_NT, 1, R, D, F, G_LAYERS_BWD);
+        add(P, fc[l], P_NT, 1, R, F, D, G_LAYERS_BWD);
+        add(P, proj[l], P_NT, 1, R, D, D, G_LAYERS_BWD);
+        add(P, attn[l], P_NT, 1, R, 3 * D, D, G_LAYERS_BWD);
+    }
+}
+
+/* The scratch, allocated after the step's peak RSS is taken. */
+static void prods_alloc(prods *P) {
+    size_t need = 0;
+    for (int i = 0; i < P->n; i++) {
+        size_t a = (size_t)P->p[i].M * P->p[i].K, b = (size_t)P->p[i].M * P->p[i].N;
+        need = a > need ? a : need;
+        need = b > need ? b : need;
+    }
+    P->x = malloc(sizeof(float) * need);
+    P->out = malloc(sizeof(float) * need);
+    if (!P->x || !P->out) bench_die("out of memory (yardstick)", NULL);
+    bench_fill_(P->x, need, 5);
+    for (size_t i = 0; i < need; i++) P->x[i] *= 0.1f;
+    memset(P->out, 0, sizeof(float) * need);
+}
+
+static void prods_free(prods *P) {
+    free(P->x);
+    free(P->out);
+}
+
+/* Every product once, in order, through OpenBLAS (blas = 1: its own threads, set by the
+ * caller) or vene's row-stable kernels (blas = 0: OpenMP's threads); per-group times into
+ * P->ms. */
+static void prods_run(prods *P, int blas) {
+    int g = -1;
+    double t0 = 0;
+    for (int i = 0; i < P->n; i++) {
+        const prod *p = &P->p[i];
+        if (p->group != g) {
+            double t = bench_now();
+            if (g >= 0) P->ms[g] = 1e3 * (t - t0);
+            g = p->group, t0 = t;
+        }
+        const int ldw = p->kind == P_NN ? p->N : p->K;
+        if (blas)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, p->kind == P_NN ? CblasNoTrans : CblasTrans, p->M, p->N, p->K,
+                        1.0f, P->x, p->K, p->W, ldw, p->acc ? 1.0f : 0.0f, P->out, p->N);
+        else if (p->kind == P_NN && p->acc)
+            vk_gemm_nn_acc(P->x, p->K, p->W, ldw, P->out, p->N, p->M, p->K, p->N, 1);
+        else if (p->kind == P_NN)
+            vk_gemm_nn(P->x, p->K, p->W, ldw, NULL, P->out, p->N, p->M, p->K, p->N);
+        else if (p->acc)
+            vk_gemm_nt_acc(P->x, p->K, p->W, ldw, P->out, p->N, p->M, p->K, p->N, 1);
+        else
+            vk_gemm_nt(P->x, p->K, p->W, ldw, NULL, P->out, p->N, p->M, p->K, p->N);
+    }
+    if (g >= 0) P->ms[g] = 1e3 * (bench_now() - t0);
+}
+
+static double total(const double *v, int n) {
+    double s = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    return s;
 }
 
 int main(int argc, char **argv) {
@@ -104,12 +247,13 @@ int main(int argc, char **argv) {
            "  forward (source stops after h[%d]) + backward (stops at the intervention, rows >= position %d) + Adam\n",
            LAYER, B, SEQ, LAYER, POS);
     bench_note_load("at start", 1);
-    /* FLOPs of the matrix products: base 12 layers + LM head, source 7 layers, backward
-     * through layers 7..11 (activation gradients only: as many FLOPs as their forward) on
-     * the rows at positions >= the intervention's (the row-restricted backward) */
-    double per_layer = 2.0 * B * SEQ * (12.0 * info.d_model * info.d_model);
-    double head = 2.0 * B * SEQ * (double)info.d_model * info.vocab_size;
-    double flops = per_layer * (12 + 7 + 5.0 * (SEQ - POS) / SEQ) + (c.call.logit_positions ? head / SEQ : head);
+    /* FLOPs of the matrix products (the list in prods_init): base 12 layers + LM head,
+     * source 7 layers, backward through the LM head and layers 11..7 (activation
+     * gradients only: as many FLOPs as their forward) on the rows at positions >= the
+     * intervention's (the row-restricted backward) */
+    static prods P;
+    prods_init(&P, m, &info, c.call.logit_positions ? B : B * SEQ);
+    double flops = total(P.flops, N_GROUPS);
     double step_ms[3] = {0}, fwd_ms[3] = {0}, peak[3] = {0};
     float loss0 = 0, loss1 = 0;
     for (int t = tmax; t >= 1; t--) {
@@ -128,12 +272,67 @@ int main(int argc, char **argv) {
     printf("  loss %.4f -> %.4f over the timed steps (Adam lr 1e-3 on the rotation)\n", loss0, loss1);
     printf("  compute bound at %d threads: %.0f ms (%.1f GFLOP of matrix products)\n", tmax, flops / peak[tmax] * 1e-6,
            flops * 1e-9);
+    /* the peak before the yardstick, whose scratch (a few MB) would otherwise add to it */
+    const double rss = bench_peak_rss_bytes();
     printf("  memory: training state %.1f MB (run arena, gradient arena), peak RSS %.0f MB (weights %.0f MB)\n",
-           vene_intervenable_grad_bytes(c.iv) / 1e6, bench_peak_rss_bytes() / 1e6, info.weight_bytes / 1e6);
+           vene_intervenable_grad_bytes(c.iv) / 1e6, rss / 1e6, info.weight_bytes / 1e6);
     printf("  pyvene on this machine: about 720 ms per step (issue 4)\n");
+
+    /* The yardstick: rounds of {step, products through OpenBLAS, products through vene's
+     * kernels}, the order rotating per round so noise and the previous one's spinning
+     * threads hit all three alike; medians over the rounds. */
+    const int rounds = reps;
+    double *ys = malloc(sizeof(double) * (size_t)rounds * (2 * N_GROUPS + 3));
+    if (!ys) bench_die("out of memory", NULL);
+    double *ystep = ys, *yblas = ys + rounds, *yvene = ys + 2 * rounds, *gblas = ys + 3 * rounds,
+           *gvene = gblas + (size_t)rounds * N_GROUPS;
+    prods_alloc(&P);
+    bench_set_threads(tmax);
+    run_step(&c);
+    openblas_set_num_threads(tmax);
+    prods_run(&P, 1);
+    openblas_set_num_threads(1);
+    prods_run(&P, 0);
+    for (int r = 0; r < rounds; r++)
+        for (int k = 0; k < 3; k++) {
+            int what = (r + k) % 3;
+            double t0 = bench_now();
+            if (what == 0) {
+                if (run_step(&c)) return 1;
+                ystep[r] = 1e3 * (bench_now() - t0);
+            } else {
+                if (what == 1) openblas_set_num_threads(tmax);
+                prods_run(&P, what == 1);
+                if (what == 1) openblas_set_num_threads(1);
+                (what == 1 ? yblas : yvene)[r] = 1e3 * (bench_now() - t0);
+                for (int g = 0; g < N_GROUPS; g++) (what == 1 ? gblas : gvene)[g * rounds + r] = P.ms[g];
+            }
+        }
+    const double s_ms = bench_median(ystep, rounds), b_ms = bench_median(yblas, rounds),
+                 v_ms = bench_median(yvene, rounds);
+    printf("  yardstick: the step's %d matrix products alone, back to back (nothing else: no attention, layer\n"
+           "  norm, GELU, hooks or Adam), same shapes, the model's own mmapped weights; median of %d rounds\n"
+           "  of {step, products through OpenBLAS sgemm, products through vene's kernels} at %d thread%s:\n",
+           P.n, rounds, tmax, tmax > 1 ? "s" : "");
+    printf("    %-38s %4s %6s %12s %12s\n", "products", "rows", "GFLOP", "OpenBLAS ms", "vene ms");
+    for (int g = 0; g < N_GROUPS; g++)
+        printf("    %-38s %4d %6.2f %12.1f %12.1f\n", GROUP_NAME[g], P.rows[g], P.flops[g] * 1e-9,
+               bench_median(gblas + g * rounds, rounds), bench_median(gvene + g * rounds, rounds));
+    printf("    %-38s %4s %6.2f %12.1f %12.1f  (%.0f / %.0f GFLOP/s)\n", "all (median of the totals)", "", flops * 1e-9,
+           b_ms, v_ms, flops / b_ms * 1e-6, flops / v_ms * 1e-6);
+    printf("  step %.1f ms in these rounds = %.2f x the products through OpenBLAS (%.1f ms), %.2f x through\n"
+           "  vene's kernels (%.1f ms); not products: %.0f%% of the step (step - vene's products = %.0f ms:\n"
+           "  attention, layer norm, GELU, loss, hooks, copies, Adam), %.0f%% against OpenBLAS's products\n",
+           s_ms, s_ms / b_ms, b_ms, s_ms / v_ms, v_ms, 100.0 * (1.0 - v_ms / s_ms), s_ms - v_ms,
+           100.0 * (1.0 - b_ms / s_ms));
+    free(ys);
+    prods_free(&P);
     printf("BENCH das_step_ms %.1f ms\n", step_ms[tmax]);
     printf("BENCH das_step_forwards %.2f x\n", step_ms[tmax] / fwd_ms[tmax]);
-    printf("BENCH das_step_peak_rss %.0f MB\n", bench_peak_rss_bytes() / 1e6);
+    printf("BENCH das_step_peak_rss %.0f MB\n", rss / 1e6);
+    printf("BENCH das_step_products_openblas_ms %.1f ms\n", b_ms);
+    printf("BENCH das_step_products_vene_ms %.1f ms\n", v_ms);
+    printf("BENCH das_step_over_openblas_products %.2f x\n", s_ms / b_ms);
     vene_optimizer_free(c.opt);
     vene_intervenable_free(c.iv);
     vene_run_free(c.rs);

@@ -68,12 +68,13 @@ static int run_forward(void *user) {
 enum { P_NN, P_NT };
 enum { G_BASE, G_SOURCE, G_HEAD_FWD, G_HEAD_BWD, G_LAYERS_BWD, N_GROUPS };
 static const char *const GROUP_NAME[N_GROUPS] = {
-    "base forward, 12 layers x 4 linears", "source forward, layers 0..6 x 4", "LM head forward (tied wte)",
+    "base forward, 12 layers x 4 linears", "source forward, layers 0..6", "LM head forward (tied wte)",
     "LM head backward dx", "layers 11..7 backward dx x 4"};
 
 typedef struct prod {
     const float *W;
     int kind, acc, M, K, N, group;
+    int ldw; /* W's row stride: N (NN) or K (NT), unless a column block of a wider weight */
 } prod;
 
 #define MAX_PRODS 128
@@ -97,9 +98,9 @@ static const float *weight(vene_model *m, const char *name, int64_t a, int64_t b
 
 static void add(prods *P, const float *W, int kind, int acc, int M, int K, int N, int group) {
     if (P->n == MAX_PRODS) bench_die("yardstick: too many products", NULL);
-    P->p[P->n++] = (prod){W, kind, acc, M, K, N, group};
+    P->p[P->n++] = (prod){W, kind, acc, M, K, N, group, kind == P_NN ? N : K};
     P->flops[group] += 2.0 * M * K * N;
-    P->rows[group] = M;
+    if (M > P->rows[group]) P->rows[group] = M;
 }
 
 /* The step's products, from gpt2.c (forward), model.c / model_grad.c (LM head and its
@@ -124,12 +125,21 @@ static void prods_init(prods *P, vene_model *m, const vene_model_info *in, int h
     }
     const float *wte = weight(m, "wte.weight", V, D);
     for (int g = G_BASE; g <= G_SOURCE; g++)
-        for (int l = 0; l < (g == G_BASE ? in->n_layer : LAYER + 1); l++) {
+        for (int l = 0; l < (g == G_BASE ? in->n_layer : LAYER); l++) {
             add(P, attn[l], P_NN, 0, T, D, 3 * D, g);
             add(P, proj[l], P_NN, 0, T, D, D, g);
             add(P, fc[l], P_NN, 0, T, D, F, g);
             add(P, mproj[l], P_NN, 0, T, F, D, g);
         }
+    /* the source's layer LAYER on the rows its getter reads (models/gpt2_tail.c): keys and
+     * values of every row, the rest on the R rows at position POS */
+    add(P, attn[LAYER] + D, P_NN, 0, T, D, 2 * D, G_SOURCE);
+    P->p[P->n - 1].ldw = 3 * D;
+    add(P, attn[LAYER], P_NN, 0, R, D, D, G_SOURCE);
+    P->p[P->n - 1].ldw = 3 * D;
+    add(P, proj[LAYER], P_NN, 0, R, D, D, G_SOURCE);
+    add(P, fc[LAYER], P_NN, 0, R, D, F, G_SOURCE);
+    add(P, mproj[LAYER], P_NN, 0, R, F, D, G_SOURCE);
     add(P, wte, P_NT, 0, head_rows, D, V, G_HEAD_FWD);
     add(P, wte, P_NN, 1, R, V, D, G_HEAD_BWD); /* the loss is at the last position only: B live rows */
     for (int l = in->n_layer - 1; l > LAYER; l--) { /* in backward order, dx = dy W^T */
@@ -174,7 +184,7 @@ static void prods_run(prods *P, int blas) {
             if (g >= 0) P->ms[g] = 1e3 * (t - t0);
             g = p->group, t0 = t;
         }
-        const int ldw = p->kind == P_NN ? p->N : p->K;
+        const int ldw = p->ldw;
         if (blas)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, p->kind == P_NN ? CblasNoTrans : CblasTrans, p->M, p->N, p->K,
                         1.0f, P->x, p->K, p->W, ldw, p->acc ? 1.0f : 0.0f, P->out, p->N);

@@ -200,6 +200,13 @@ static void prods_run(prods *P, int blas) {
     if (g >= 0) P->ms[g] = 1e3 * (bench_now() - t0);
 }
 
+/* OpenBLAS's worker threads busy-wait after a call before they sleep (about 2^28 cycles,
+ * a tenth of a second here); give them that, and some. */
+static void blas_threads_idle(void) {
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
 static double total(const double *v, int n) {
     double s = 0;
     for (int i = 0; i < n; i++) s += v[i];
@@ -289,8 +296,10 @@ int main(int argc, char **argv) {
     printf("  pyvene on this machine: about 720 ms per step (issue 4)\n");
 
     /* The yardstick: rounds of {step, products through OpenBLAS, products through vene's
-     * kernels}, the order rotating per round so noise and the previous one's spinning
-     * threads hit all three alike; medians over the rounds. */
+     * kernels}, the order rotating per round so noise hits all three alike; medians over the
+     * rounds. OpenBLAS's threads keep spinning for a while after a call and took a core from
+     * whatever ran next (the step measured 327 ms in the rounds against 278 alone): after
+     * the OpenBLAS part the bench waits until they sleep. */
     const int rounds = reps;
     double *ys = malloc(sizeof(double) * (size_t)rounds * (2 * N_GROUPS + 3));
     if (!ys) bench_die("out of memory", NULL);
@@ -302,6 +311,7 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(tmax);
     prods_run(&P, 1);
     openblas_set_num_threads(1);
+    blas_threads_idle();
     prods_run(&P, 0);
     for (int r = 0; r < rounds; r++)
         for (int k = 0; k < 3; k++) {
@@ -313,9 +323,9 @@ int main(int argc, char **argv) {
             } else {
                 if (what == 1) openblas_set_num_threads(tmax);
                 prods_run(&P, what == 1);
-                if (what == 1) openblas_set_num_threads(1);
                 (what == 1 ? yblas : yvene)[r] = 1e3 * (bench_now() - t0);
                 for (int g = 0; g < N_GROUPS; g++) (what == 1 ? gblas : gvene)[g * rounds + r] = P.ms[g];
+                if (what == 1) openblas_set_num_threads(1), blas_threads_idle();
             }
         }
     const double s_ms = bench_median(ystep, rounds), b_ms = bench_median(yblas, rounds),

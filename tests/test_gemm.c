@@ -120,10 +120,11 @@ static void check_threads(int nt, int M) {
 }
 
 int main(void) {
-    /* rows around the tile heights (1..4, 4 x 24 tiles) and the paths (1-2 streamed rows,
-     * 3-15 streamed tiles, 16 and more packed, nn from 64 in deeper, narrower slices; 70's last five rows are a streamed
-     * call), columns around the panel widths
-     * (8, 24, 64, the tail below 8), depths around the 8-wide steps and the 256-deep slices */
+    /* rows around the tile heights (1..4, 4 x 24 tiles) and the paths (1-2 streamed rows;
+     * 3-15: nn streamed tiles, nt rows across the lanes, one vector up to 8, two above; 16
+     * and more packed, nn from 64 in deeper, narrower slices; 70's last five rows are a
+     * streamed call), columns around the panel widths (8, 24, 64, the tail below 8), depths
+     * around the 8-wide steps and the 256-deep slices */
     static const int Ms[] = {1, 2, 3, 4, 5, 7, 13, 16, 70};
     static const int Ks[] = {1, 7, 8, 64, 257, 600};
     static const int Ns[] = {1, 5, 8, 23, 24, 67, 200, 389};
@@ -136,6 +137,8 @@ int main(void) {
         for (size_t a = 0; a < sizeof Ms / sizeof *Ms; a++)
             for (size_t b = 0; b < 3; b++)
                 for (size_t c = 0; c < 3; c++) check_acc(nt, Ms[a], Ka[b], Na[c]);
+    /* nt with 3-15 rows takes x in blocks of at most 2048 (8 lanes) or 1024 steps (16 lanes) */
+    check_shape(1, 5, 2500, 40, 1), check_shape(1, 13, 2500, 30, 0), check_acc(1, 13, 2500, 29), check_acc(1, 8, 4500, 20);
     for (int nt = 0; nt < 2; nt++) check_threads(nt, 37), check_threads(nt, 8), check_threads(nt, 70);
     printf("vector kernels %s on this CPU\n", vk_gemm_vectorized() ? "used" : "not available (portable path only)");
     TEST_MAIN_END();

@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -41,9 +42,11 @@ _Static_assert(NC_L * KC_L <= NC * KC, "the tall slices share blocked()'s buffer
 #define SMALL_NN 16
 #define KB_S 16
 #define PF_S 96
-/* nt with 3 .. SMALL_NN - 1 rows: 16 weight rows at a time, KT_S steps of them transposed
- * into an L1 buffer that the tiles then read for every row of x. */
-#define KT_S 256
+/* nt with 3 .. SMALL_NN - 1 rows: the rows of x across the vector lanes, x transposed a
+ * block of steps at a time into XT_S floats (64 KB: 2048 steps of 8 lanes, 1024 of 16),
+ * the blocks as long as that allows: whole weight rows streamed ran the 8-row LM head at
+ * 16-18 GB/s, rows cut into 512-step pieces at 9-10. */
+#define XT_S 16384
 
 static int64_t at(int64_t i, int ld) { return i * (int64_t)ld; }
 
@@ -324,41 +327,80 @@ static VK_AVX2 void nn_stream_avx2(const float *x, const float *W, int ldw, cons
     }
 }
 
-/* nt, 3 .. SMALL_NN - 1 rows: groups of 16 (then 8) weight rows, each read front to back,
- * KT_S steps at a time, transposed into t and consumed by the tiles before the next
- * steps are read. The packed path's slices (192 rows x 256 steps) read 192 short runs at
- * once, which the prefetchers cannot follow: at 8 rows it ran at 25 GFLOP/s. Partial
- * sums go through out between the step blocks: the same chain per element. */
-static VK_AVX2 void nt_stream_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
-                                   int M, int K, int j0, int j8, int from_out) {
-    _Alignas(32) float t[KT_S * 16];
-    for (int j = j0; j < j8;) {
-        const int nv = j8 - j >= 16 ? 2 : 1, w = 8 * nv;
-        for (int k0 = 0; k0 < K; k0 += KT_S) {
-            const int kk = K - k0 < KT_S ? K - k0 : KT_S, k8 = kk & ~7;
-            const int first = k0 == 0 && !from_out, last = k0 + kk == K;
-            for (int v = 0; v < nv; v++) {
-                const float *src = W + at(j + 8 * v, ldw) + k0;
-                for (int k = 0; k < k8; k += 8) transpose8(src + k, ldw, t + at(k, w) + 8 * v, w);
-                for (int k = k8; k < kk; k++)
-                    for (int c = 0; c < 8; c++) t[at(k, w) + 8 * v + c] = src[at(c, ldw) + k];
-            }
-            for (int r = 0; r < M; r += 4) {
-                const int mr = M - r < 4 ? M - r : 4;
-                nn_tile_any(mr, nv, x + at(r, K) + at(k0, mr), t, w, bias ? bias + j : NULL, out + at(r, ldo) + j, ldo,
-                            kk, first, last);
-            }
+/* R vectors of 8 rows (lanes) x C output columns over kk steps: lane i of acc[r][c] is row
+ * 8r + i's chain for column c, fed one step at a time by a broadcast of that column's
+ * weight (its row of W, read front to back) and the step's rows of xt. tmp holds the
+ * chains between step blocks ([c][r] vectors); first: start from 0. */
+VK_TILE void lanes_tile(const int R, const int C, const float *xt, const float *w, int ldw, int kk, float *tmp,
+                        int first) {
+    __m256 acc[2][12];
+#pragma GCC unroll 12
+    for (int c = 0; c < C; c++)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) acc[r][c] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(tmp + 8 * (c * R + r));
+    for (int k = 0; k < kk; k++) {
+        __m256 xv[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) xv[r] = _mm256_load_ps(xt + at(k, 8 * R) + 8 * r);
+#pragma GCC unroll 12
+        for (int c = 0; c < C; c++) {
+            const __m256 b = _mm256_broadcast_ss(w + at(c, ldw) + k);
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) acc[r][c] = _mm256_fmadd_ps(xv[r], b, acc[r][c]);
         }
-        j += w;
+    }
+#pragma GCC unroll 12
+    for (int c = 0; c < C; c++)
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) _mm256_storeu_ps(tmp + 8 * (c * R + r), acc[r][c]);
+}
+
+/* nt, 3 .. SMALL_NN - 1 rows (batched decoding's LM head, the backward's dy W^T on a few
+ * rows): the rows of x lie across the lanes (one vector up to 8 rows, two up to 15), so
+ * each output column is a broadcast of its weight row per step: twelve (six) weight rows
+ * stream front to back side by side and nothing is transposed. (Transposing 16 weight rows
+ * per step block into the nn tiles' layout ran at 10 GB/s at 8 rows.) x arrives in pack_x's
+ * tiles and is turned into xt, a block of steps at a time; the chains go through out
+ * between those blocks, as everywhere: the same chain per element. */
+static VK_AVX2 void nt_lanes_avx2(const float *x, const float *W, int ldw, const float *bias, float *out, int ldo, int M,
+                                  int K, int j0, int j8, int from_out) {
+    _Alignas(32) float xt[XT_S];
+    _Alignas(32) float tmp[12 * 8];
+    const int R = M > 8 ? 2 : 1, CM = R == 1 ? 12 : 6, lanes = 8 * R;
+    const int blocks = (K + XT_S / lanes - 1) / (XT_S / lanes), kb = (K + blocks - 1) / blocks;
+    for (int k0 = 0; k0 < K; k0 += kb) {
+        const int kk = K - k0 < kb ? K - k0 : kb, first = k0 == 0 && !from_out, last = k0 + kk == K;
+        memset(xt, 0, sizeof(float) * (size_t)kk * lanes);
+        for (int t = 0; t < M; t += 4) { /* pack_x's tile t: row r of step k at x[t*K + k*rows + r] */
+            const int rows = M - t < 4 ? M - t : 4;
+            for (int k = 0; k < kk; k++)
+                for (int r = 0; r < rows; r++) xt[at(k, lanes) + t + r] = x[at(t, K) + at(k0 + k, rows) + r];
+        }
+        for (int j = j0; j < j8;) {
+            const int C = j8 - j >= CM ? CM : 1;
+            if (!first)
+                for (int c = 0; c < C; c++)
+                    for (int i = 0; i < M; i++) tmp[8 * (c * R + i / 8) + i % 8] = out[at(i, ldo) + j + c];
+            const float *w = W + at(j, ldw) + k0;
+            /* constant shapes, so acc lives in registers */
+            if (R == 1) C == 1 ? lanes_tile(1, 1, xt, w, ldw, kk, tmp, first) : lanes_tile(1, 12, xt, w, ldw, kk, tmp, first);
+            else C == 1 ? lanes_tile(2, 1, xt, w, ldw, kk, tmp, first) : lanes_tile(2, 6, xt, w, ldw, kk, tmp, first);
+            for (int c = 0; c < C; c++)
+                for (int i = 0; i < M; i++) {
+                    const float v = tmp[8 * (c * R + i / 8) + i % 8];
+                    out[at(i, ldo) + j + c] = last && bias ? v + bias[j + c] : v;
+                }
+            j += C;
+        }
     }
 }
 
 /* Columns [j0, j1) of out, all M rows; x arrives packed by pack_x (ldx unused). One or two
  * rows stream whole weight rows; 3 .. SMALL_NN - 1 rows read the weights in place (nn) or
- * transpose a few weight rows at a time (nt). From SMALL_NN rows on, a slice of the
- * thread's weight columns is copied into panel order first (nn: weight rows read front to
- * back in runs of NC floats; nt: runs of KC_T floats of each weight row, transposed), and
- * the 4 x 24 tiles read it contiguously. */
+ * lie across the vector lanes while the weight rows stream as broadcasts (nt). From
+ * SMALL_NN rows on, a slice of the thread's weight columns is copied into panel order
+ * first (nn: weight rows read front to back in runs of NC floats; nt: runs of KC_T floats
+ * of each weight row, transposed), and the 4 x 24 tiles read it contiguously. */
 static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1, int from_out) {
     const int mr_main = nn_mr(M), nv_main = 3;
@@ -367,7 +409,7 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
     _Alignas(32) float wpack[NC * KC];
     const int packed = M >= SMALL_NN;
     if (M <= 2) (trans ? nt_rows_avx2 : nn_rows_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8, from_out);
-    else if (!packed) (trans ? nt_stream_avx2 : nn_stream_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8, from_out);
+    else if (!packed) (trans ? nt_lanes_avx2 : nn_stream_avx2)(x, W, ldw, bias, out, ldo, M, K, j0, j8, from_out);
     /* BLIS's order: a weight slice is copied once per call; blocks of x pass over it */
     for (int c0 = j0; c0 < j8 && packed; c0 += nc) {
         const int c1 = j8 - c0 < nc ? j8 : c0 + nc;

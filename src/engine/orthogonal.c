@@ -148,16 +148,25 @@ int iv_householder_q(int n, int m, const double *V, int ldv, const double *tau, 
  * forward's weight and again in the backward). */
 int iv_base_times(const float *base, int E, int r, int trans, const double *X, double *out) {
     const size_t nE = (size_t)E * E, nr = (size_t)E * r;
-    if (r <= 8) {
+    if (r <= 8 && trans) { /* out[k] += base[i][k] X[i]: independent sums along k */
         memset(out, 0, sizeof(double) * nr);
         for (int i = 0; i < E; i++) {
             const float *row = base + (size_t)i * E;
-            for (int k = 0; k < E; k++) {
-                /* base: out[i] += base[i][k] X[k];  base^T: out[k] += base[i][k] X[i] */
-                const double a = row[k];
-                const double *x = X + (size_t)(trans ? i : k) * r;
-                double *o = out + (size_t)(trans ? k : i) * r;
-                for (int c = 0; c < r; c++) o[c] += a * x[c];
+            for (int k = 0; k < E; k++)
+                for (int c = 0; c < r; c++) out[(size_t)k * r + c] += (double)row[k] * X[(size_t)i * r + c];
+        }
+        return 0;
+    }
+    if (r <= 8) { /* out[i] = base[i] . X: four partial sums, so the additions do not wait on each other */
+        for (int i = 0; i < E; i++) {
+            const float *row = base + (size_t)i * E;
+            for (int c = 0; c < r; c++) {
+                double s[4] = {0, 0, 0, 0};
+                int k = 0;
+                for (; k + 4 <= E; k += 4)
+                    for (int q = 0; q < 4; q++) s[q] += (double)row[k + q] * X[(size_t)(k + q) * r + c];
+                for (; k < E; k++) s[0] += (double)row[k] * X[(size_t)k * r + c];
+                out[(size_t)i * r + c] = (s[0] + s[1]) + (s[2] + s[3]);
             }
         }
         return 0;

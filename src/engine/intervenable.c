@@ -708,7 +708,11 @@ int vene_intervenable_forward(vene_intervenable *iv, const vene_call *call, vene
     int rc = vene_iv_prepare(iv, call, call && call->output_original, err);
     if (rc) return rc;
     vene_run_set_logit_positions(iv->rs, call->logit_positions);
+    /* gradients into the interventions only: the backward stops at the lowest setter's
+     * layer, so the layers below need keep nothing */
+    if (iv->grad_mode == VENE_GRAD_ACTIVATIONS) vene_run_set_grad_keep_from(iv->rs, vene_run_lowest_hooked_layer(iv->rs));
     rc = vene_forward(iv->rs, call->base, err); /* logit positions stay set: a backward reads them */
+    vene_run_set_grad_keep_from(iv->rs, 0);
     vene_run_clear_hooks(iv->rs);
     if (!rc) rc = keep_outputs(iv, 1, err);
     if (!rc) rc = vene_iv_take_collected(iv, err);

@@ -272,7 +272,7 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
             VENE_FIRE(rs, S_H_OUT, l, &tX, err);
             return VENE_STOP; /* the caller reads nothing further */
         }
-        if (sv && l > 0) { /* gradient mode: every layer keeps its own buffers */
+        if (sv && l > rs->grad_keep_from) { /* gradient mode: every kept layer has its own buffers */
             VENE_ALLOC(a, (size_t)T * D);
             VENE_ALLOC(qkv, (size_t)T * 3 * D);
             VENE_ALLOC(probs, (size_t)B * H * S * S);
@@ -331,7 +331,7 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
         VENE_FIRE(rs, S_MDROP_IN, l, &tMo, err);
         VENE_FIRE(rs, S_MDROP_OUT, l, &tMo, err);
         VENE_FIRE(rs, S_MLP_OUT, l, &tMo, err);
-        if (sv) {
+        if (sv && l >= rs->grad_keep_from) {
             sv->layers[l] = (gpt2_saved_layer){x, a, qkv, probs_sm, probs, merged, x2, b2, fc, act};
             VENE_ALLOC(x, (size_t)T * D);
             tX.data = x;

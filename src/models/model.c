@@ -395,6 +395,17 @@ void vene_run_set_tail(vene_run *rs, int layer, const int *first) {
     rs->tail_first = first;
 }
 
+void vene_run_set_grad_keep_from(vene_run *rs, int layer) { rs->grad_keep_from = layer > 0 ? layer : 0; }
+
+int vene_run_lowest_hooked_layer(const vene_run *rs) {
+    int low = rs->n_hooks ? rs->m->n_layer : 0;
+    for (int i = 0; i < rs->n_hooks; i++) {
+        const int l = rs->hooks[i].layer < 0 ? 0 : rs->hooks[i].layer;
+        low = l < low ? l : low;
+    }
+    return low;
+}
+
 int vene_run_tail_ok(const vene_run *rs, int B, int S, int site) {
     const int L = rs->tail_layer;
     if (!rs->tail_first || L < 0 || L >= rs->m->n_layer || rs->grad_mode || rs->kv || rs->resume) return 0;

@@ -155,6 +155,7 @@ struct vene_run {
     int tail_layer;            /* vene_run_set_tail: the deepest layer the caller reads ... */
     const int *tail_first;     /* ... and the rows s >= tail_first[b] of its output (borrowed), NULL = off */
     int tail_runs;             /* forwards that took the tail (for tests and benchmarks) */
+    int grad_keep_from;        /* gradient mode: layers below keep nothing (vene_run_set_grad_keep_from) */
 };
 
 /* Backward hooks of (site, layer) on the gradient g, latest registration first. */
@@ -182,6 +183,17 @@ void vene_run_set_tail(vene_run *rs, int layer, const int *first);
 /* 1 when a tail is declared and valid for a forward of B x S, and every hook is at a layer
  * before the tail layer or on (tail layer, site). */
 int vene_run_tail_ok(const vene_run *rs, int B, int S, int site);
+
+/* Gradient mode: the next forwards' layers below `layer` keep no activations (their
+ * buffers are reused, as without gradients), because the caller's backward stops before
+ * reaching them (the engine, with gradients into the interventions only: at the lowest
+ * hooked layer). 0 = every layer keeps its own (the default). Architectures that do not
+ * honour it keep every layer. A backward that reaches such a layer reads overwritten
+ * buffers, so only the caller that knows where its backward stops may set it. */
+void vene_run_set_grad_keep_from(vene_run *rs, int layer);
+/* The lowest layer any forward hook is registered at (a hook outside the layers counts
+ * as layer 0; no hooks: 0). */
+int vene_run_lowest_hooked_layer(const vene_run *rs);
 
 /* ---- row-restricted backward (core/kernels_rows.h explains why it is exact)
  *

@@ -146,8 +146,10 @@ static void pack_x(const float *x, int ldx, float *xp, int M, int K, int part, i
     }
 }
 
-/* The width, in vectors of 8 columns, of the next panel of a slice with `left` columns. */
-static int nn_panel_nv(int left, int nv_main) { return left >= 8 * nv_main ? nv_main : (left >= 16 && nv_main >= 2 ? 2 : 1); }
+/* The width, in vectors of 8 columns, of the next panel of a slice with `left` columns:
+ * NV_MAIN (the 4 x 24 tiles), narrower at the slice's end. */
+#define NV_MAIN 3
+static int nn_panel_nv(int left) { return left >= 8 * NV_MAIN ? NV_MAIN : left >= 16 ? 2 : 1; }
 
 /* nv vectors of 8 floats, spelled out: written as a loop, compilers turn it into a memcpy
  * call per weight row (96 bytes), which cost a third of a 16-row forward. */
@@ -223,14 +225,13 @@ static VK_AVX2 void nt_rows_avx2(const float *x, const float *W, int ldw, const 
 
 /* The panels of columns [c0, c1) x steps [k0, k0 + kk) of w(k, j), panel after panel, each
  * step's 8 nv columns contiguous. */
-static VK_AVX2 void pack_slice(int trans, const float *W, int ldw, float *pack, int c0, int c1, int k0, int kk,
-                               int nv_main) {
+static VK_AVX2 void pack_slice(int trans, const float *W, int ldw, float *pack, int c0, int c1, int k0, int kk) {
     if (!trans) {
         for (int k = 0; k < kk; k++) {
             const float *wk = W + at(k0 + k, ldw);
             float *dst = pack;
             for (int j = c0; j < c1;) {
-                const int nv = nn_panel_nv(c1 - j, nv_main);
+                const int nv = nn_panel_nv(c1 - j);
                 copy_vecs(dst + k * 8 * nv, wk + j, nv);
                 dst += (size_t)kk * 8 * nv;
                 j += 8 * nv;
@@ -241,7 +242,7 @@ static VK_AVX2 void pack_slice(int trans, const float *W, int ldw, float *pack, 
     const int k8 = kk & ~7;
     float *dst = pack;
     for (int j = c0; j < c1;) {
-        const int nv = nn_panel_nv(c1 - j, nv_main), w = 8 * nv;
+        const int nv = nn_panel_nv(c1 - j), w = 8 * nv;
         for (int v = 0; v < nv; v++) {
             const float *src = W + at(j + 8 * v, ldw) + k0;
             for (int k = 0; k < k8; k += 8) transpose8(src + k, ldw, dst + at(k, w) + 8 * v, w);
@@ -310,7 +311,7 @@ static VK_AVX2 void nn_stream_avx2(const float *x, const float *W, int ldw, cons
         const int nk0 = k0 + kk, nkk = K - nk0 < KB_S ? K - nk0 : KB_S;
         const float *Wk = W + at(k0, ldw);
         for (int j = j0; j < j8;) {
-            const int nv = nn_panel_nv(j8 - j, 3);
+            const int nv = nn_panel_nv(j8 - j);
             const int ahead = j + PF_S < j8, pj = ahead ? j + PF_S : j0 + (j + PF_S - j8);
             const float *pw = ahead ? Wk : W + at(nk0, ldw);
             for (int r = 0; r < (ahead ? kk : nk0 < K ? nkk : 0); r++) {
@@ -403,7 +404,7 @@ static VK_AVX2 void nt_lanes_avx2(const float *x, const float *W, int ldw, const
  * of each weight row, transposed), and the 4 x 24 tiles read it contiguously. */
 static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, const float *bias, float *out, int ldo,
                             int M, int K, int j0, int j1, int from_out) {
-    const int mr_main = nn_mr(M), nv_main = 3;
+    const int mr_main = nn_mr(M);
     const int tall = !trans && M >= NN_TALL, mc_max = tall ? M : MC;
     const int j8 = j0 + ((j1 - j0) & ~7), kc = trans ? KC_T : tall ? KC_L : KC, nc = trans ? NC_T : tall ? NC_L : NC;
     _Alignas(32) float wpack[NC * KC];
@@ -415,22 +416,20 @@ static VK_AVX2 void blocked(int trans, const float *x, const float *W, int ldw, 
         const int c1 = j8 - c0 < nc ? j8 : c0 + nc;
         for (int k0 = 0; k0 < K; k0 += kc) {
             const int kk = K - k0 < kc ? K - k0 : kc, first = k0 == 0 && !from_out, last = k0 + kk == K;
-            pack_slice(trans, W, ldw, wpack, c0, c1, k0, kk, nv_main);
+            pack_slice(trans, W, ldw, wpack, c0, c1, k0, kk);
             /* the next slice's weights, requested a few lines per panel while this one
              * computes, so the memory streams under the arithmetic instead of after it */
             int nk0 = k0 + kc, nc0 = c0;
             if (nk0 >= K) nk0 = 0, nc0 = c0 + nc;
             const int nc1 = nc0 >= j8 ? nc0 : (j8 - nc0 < nc ? j8 : nc0 + nc), nkk = K - nk0 < kc ? K - nk0 : kc;
-            /* (only with rows enough to hide them: at a few rows the requests outrun the
-             * arithmetic and stall on the memory queue, 14% of a decoding step) */
-            const int n_rows = M < 16 ? 0 : trans ? nc1 - nc0 : (nc0 < nc1 ? nkk : 0); /* weight rows to request */
-            const int n_panels = (c1 - c0 + 8 * nv_main - 1) / (8 * nv_main), per_panel = (n_rows + n_panels - 1) / n_panels;
+            const int n_rows = trans ? nc1 - nc0 : (nc0 < nc1 ? nkk : 0); /* weight rows to request */
+            const int n_panels = (c1 - c0 + 8 * NV_MAIN - 1) / (8 * NV_MAIN), per_panel = (n_rows + n_panels - 1) / n_panels;
             int next_row = 0;
             for (int i0 = 0; i0 < M; i0 += mc_max) {
                 const int mc = M - i0 < mc_max ? M - i0 : mc_max;
                 const float *panel = wpack;
                 for (int j = c0; j < c1;) {
-                    const int nv = nn_panel_nv(c1 - j, nv_main);
+                    const int nv = nn_panel_nv(c1 - j);
                     for (int r = 0; r < per_panel && next_row < n_rows; r++, next_row++) {
                         const float *row = trans ? W + at(nc0 + next_row, ldw) + nk0 : W + at(nk0 + next_row, ldw) + nc0;
                         const int len = trans ? nkk : nc1 - nc0;

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/kernels.h"
+#include "core/kernels_rows.h"
 #include "models/gpt2_internal.h"
 #include "models/kv_cache.h"
 #include "models/resume.h"
@@ -267,7 +268,11 @@ static int gpt2_forward(vene_run *rs, const vene_batch *in, vene_error *err) {
     for (int l = resume ? resume->first_layer : 0; l < m->n_layer; l++) {
         const gpt2_layer *L = &w->layers[l];
         if (tail && l == rs->tail_layer) {
-            gpt2_tail_layer(rs, in, L, &(gpt2_buffers){emb, x, a, qkv, probs, merged, proj, x2, b2, fc, act, mout});
+            float *start; /* B + 1 ints in float storage: the arena hands out floats */
+            VENE_ALLOC(start, (size_t)B + 1);
+            vk_rows rows;
+            vk_rows_init(&rows, B, S, rs->tail_first, (int *)(void *)start);
+            gpt2_tail_layer(rs, in, L, &rows, &(gpt2_buffers){emb, x, a, qkv, probs, merged, proj, x2, b2, fc, act, mout});
             rs->tail_runs++;
             VENE_FIRE(rs, S_H_OUT, l, &tX, err);
             return VENE_STOP; /* the caller reads nothing further */

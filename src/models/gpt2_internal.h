@@ -43,9 +43,11 @@ typedef struct gpt2_saved {
 typedef struct gpt2_buffers {
     float *emb, *x, *a, *qkv, *probs, *merged, *proj, *x2, *b2, *fc, *act, *mout;
 } gpt2_buffers;
-/* Layer L on the rows s >= rs->tail_first[b] (gpt2_tail.c): reads x (the layer's input),
+/* Layer L on the kept rows r (rs->tail_first, gpt2_tail.c): reads x (the layer's input),
  * writes the layer's output into those rows of x; the other buffers are scratch. */
-void gpt2_tail_layer(const vene_run *rs, const vene_batch *in, const gpt2_layer *L, const gpt2_buffers *f);
+struct vk_rows;
+void gpt2_tail_layer(const vene_run *rs, const vene_batch *in, const gpt2_layer *L, const struct vk_rows *r,
+                     const gpt2_buffers *f);
 
 size_t gpt2_grad_bytes(const vene_model *m, int B, int S);
 int gpt2_backward(vene_run *rs, vene_error *err);
